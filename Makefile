@@ -1,0 +1,51 @@
+# Two commands for learners: `make lab` and `make test`. See README.md.
+PYTHON  ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+PROFILE ?= laptop
+NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
+NBVAL_FLAGS := --nbval-lax --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg \
+               --nbval-cell-timeout 600 -p no:cacheprovider
+
+.PHONY: help setup lab test unit nbval course envcheck clean
+
+help:
+	@echo "make lab                  set up .venv (first time only) and open the course in JupyterLab"
+	@echo "make test                 set up .venv if needed, run unit tests and every notebook (smoke profile)"
+	@echo "make course PROFILE=...   execute every notebook in place (smoke | laptop | gpu) and save it"
+	@echo "make envcheck             print the environment report asked for in bug reports"
+
+# The environment is rebuilt only when pyproject.toml changes (the stamp is newer otherwise).
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks/
+
+unit: $(STAMP)
+	DCNN_PROFILE=smoke $(BIN)/python -m pytest tests
+
+nbval: $(STAMP)
+	DCNN_PROFILE=smoke $(BIN)/python -m pytest $(NBVAL_FLAGS) -v $(NOTEBOOKS)
+
+test: unit nbval
+
+course: $(STAMP)
+	@for nb in $(NOTEBOOKS); do \
+		echo "== $$nb (profile $(PROFILE))"; \
+		DCNN_PROFILE=$(PROFILE) $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
+			--ExecutePreprocessor.timeout=1800 --ExecutePreprocessor.kernel_name=python3 $$nb || exit 1; \
+	done
+	$(BIN)/python -m dcnn_helpers.nbclean $(NOTEBOOKS)
+
+envcheck: $(STAMP)
+	$(BIN)/python -m dcnn_helpers.envcheck
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info
