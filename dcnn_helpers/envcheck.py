@@ -12,11 +12,9 @@ from pathlib import Path
 
 from packaging.requirements import Requirement
 
-from . import config
+from . import config, data
 
 DISTRIBUTION = "dcnn-helpers"
-CIFAR_FILES = tuple(f"data_batch_{i}.npz" for i in range(1, 6)) + ("test_batch.npz",)
-SAMPLE_FILE = "cifar10_sample.npz"
 
 
 @dataclass(frozen=True)
@@ -76,16 +74,17 @@ def check_device() -> Check:
 
 def check_data() -> list[Check]:
     """Is full CIFAR-10 in the data folder, and is the small committed sample there?"""
-    root = config.data_dir()
-    missing = [name for name in CIFAR_FILES if not (root / "cifar10" / name).exists()]
+    folder = config.data_dir() / data.CIFAR10_FOLDER
+    problems = data.cache_problems(folder)
     full = Check(
         "CIFAR-10",
-        not missing,
-        f"found in {root / 'cifar10'}"
-        if not missing
-        else f"not in {root / 'cifar10'} (notebook 07 downloads it; offline, copy the files there or set DCNN_DATA)",
+        not problems,
+        f"verified in {folder}"
+        if not problems
+        else f"not ready in {folder}: {problems[0]} (notebook 07 downloads it; offline, copy the files there or set "
+        "DCNN_DATA)",
     )
-    sample = root / SAMPLE_FILE
+    sample = data.sample_path()
     return [full, Check("CIFAR-10 sample", sample.exists(), str(sample) if sample.exists() else f"missing: {sample}")]
 
 

@@ -25,7 +25,7 @@ def test_data_checks_report_missing_files(monkeypatch, tmp_path):
     monkeypatch.setenv("DCNN_DATA", str(tmp_path))
     full, sample = envcheck.check_data()
     assert not full.ok and "DCNN_DATA" in full.detail
-    assert not sample.ok and "missing" in sample.detail
+    assert sample.ok, "the committed sample does not depend on DCNN_DATA"
 
 
 def test_command_line_prints_a_report():
