@@ -25,8 +25,13 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# LAB_ARGS passes options to JupyterLab, e.g. make lab LAB_ARGS="--port 8890 --no-browser".
+# Jupyter refuses to run as root unless told; containers and cloud notebooks often are root.
+LAB_ARGS ?=
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
+
 lab: $(STAMP)
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab notebooks/ $(ROOT_FLAG) $(LAB_ARGS)
 
 unit: $(STAMP)
 	DCNN_PROFILE=smoke $(BIN)/python -m pytest tests
