@@ -8,12 +8,14 @@ NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 NBVAL_FLAGS := --nbval-lax --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg \
                --nbval-cell-timeout 600 -p no:cacheprovider
 
-.PHONY: help setup lab test unit nbval course envcheck clean
+.PHONY: help setup lab test unit nbval course student html envcheck clean
 
 help:
 	@echo "make lab                  set up .venv (first time only) and open the course in JupyterLab"
 	@echo "make test                 set up .venv if needed, run unit tests and every notebook (smoke profile)"
 	@echo "make course PROFILE=...   execute every notebook in place (smoke | laptop | gpu) and save it"
+	@echo "make student              write student copies (solutions replaced by stubs) into student/"
+	@echo "make html                 render the executed notebooks into a static site in site/"
 	@echo "make envcheck             print the environment report asked for in bug reports"
 
 # The environment is rebuilt only when pyproject.toml changes (the stamp is newer otherwise).
@@ -49,8 +51,14 @@ course: $(STAMP)
 	done
 	$(BIN)/python -m dcnn_helpers.nbclean $(NOTEBOOKS)
 
+student: $(STAMP)
+	$(BIN)/python -m dcnn_helpers.workshop student student
+
+html: $(STAMP)
+	$(BIN)/python -m dcnn_helpers.workshop html site
+
 envcheck: $(STAMP)
 	$(BIN)/python -m dcnn_helpers.envcheck
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache build *.egg-info student site

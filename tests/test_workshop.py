@@ -1,0 +1,68 @@
+"""dcnn_helpers.workshop: student copies (stubs, cleared outputs, runnable) and the static site."""
+
+import json
+import re
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from dcnn_helpers import config, workshop
+
+NOTEBOOKS = workshop.course_notebooks()
+
+
+def _load(path):
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_student_copy_replaces_every_solution(path):
+    nb = _load(path)
+    student = workshop.student_copy(nb)
+    solutions = [c for c in nb["cells"] if "solution" in c.get("metadata", {}).get("tags", [])]
+    stubs = [c for c in student["cells"] if "solution" in c.get("metadata", {}).get("tags", [])]
+    assert solutions, f"{path.name} has no exercise solutions"
+    assert len(stubs) == len(solutions)
+    for solution, stub in zip(solutions, stubs):
+        assert "".join(solution["source"]) != stub["source"]
+        assert "Hint:" in stub["source"]
+        assert "free" in stub["metadata"]["tags"] or "raise NotImplementedError(" in stub["source"]
+    others = [c for c in student["cells"] if c["cell_type"] == "code" and c not in stubs]
+    assert all(c["outputs"] == [] and c["execution_count"] is None for c in others)
+
+
+def test_student_copies_are_written_fresh(tmp_path):
+    (tmp_path / "stale.ipynb").write_text("{}")
+    written = workshop.write_student_copies(tmp_path)
+    assert [p.name for p in written] == [p.name for p in NOTEBOOKS]
+    assert not (tmp_path / "stale.ipynb").exists() and "Generated" in (tmp_path / "README.md").read_text()
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_student_copy_runs_with_only_stub_errors(path, tmp_path, monkeypatch):
+    """Everything but the stubs runs in the smoke profile: no cell depends on an exercise's solution."""
+    monkeypatch.setenv("DCNN_PROFILE", "smoke")
+    nb = nbformat.reads(json.dumps(workshop.student_copy(_load(path))), as_version=4)
+    NotebookClient(nb, timeout=600, allow_errors=True, resources={"metadata": {"path": str(path.parent)}}).execute()
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        errors = [o for o in cell.outputs if o.output_type == "error"]
+        if cell.source.startswith(workshop.STUB_MARKER):
+            assert [e.ename for e in errors] == ["NotImplementedError"], cell.source
+        else:
+            assert not errors, f"{path.name}: {cell.source[:80]!r} raised {[e.ename for e in errors]}"
+
+
+def test_site_builds_with_index_and_local_mathjax(tmp_path):
+    index = workshop.build_site(tmp_path)
+    text = index.read_text()
+    for path in NOTEBOOKS:
+        assert f'href="{path.stem}.html"' in text
+        page = (tmp_path / f"{path.stem}.html").read_text()
+        assert "mathjax/MathJax.js" in page
+        assert not re.search(r'<script[^>]*src="https?:', page), "pages must work offline"
+    assert (tmp_path / "mathjax" / "MathJax.js").is_file()
+    titles = re.findall(r'\.html">([^<]+)</a>', text)
+    assert titles[0].startswith("00")
