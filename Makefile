@@ -36,12 +36,23 @@ lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/ $(ROOT_FLAG) $(LAB_ARGS)
 
 unit: $(STAMP)
-	DCNN_PROFILE=smoke $(BIN)/python -m pytest tests
+	DCNN_PROFILE=smoke $(BIN)/python -m pytest tests --ignore=tests/browser
 
 nbval: $(STAMP)
 	DCNN_PROFILE=smoke $(BIN)/python -m pytest $(NBVAL_FLAGS) -v $(NOTEBOOKS)
 
 test: unit nbval
+
+# The browser test (tests/browser): the widget notebooks in JupyterLab and the `make html` site, in headless
+# Chromium driven by Playwright (the `browser` extra). Which Chromium: see tests/browser/find_browser.py.
+BROWSER_STAMP := $(VENV)/.installed-browser
+$(BROWSER_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[test,browser]"
+	touch $(BROWSER_STAMP)
+
+.PHONY: test-browser
+test-browser: $(BROWSER_STAMP)
+	DCNN_PROFILE=smoke $(BIN)/python -m pytest -p no:cacheprovider -v tests/browser
 
 course: $(STAMP)
 	@for nb in $(NOTEBOOKS); do \
