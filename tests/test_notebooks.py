@@ -71,13 +71,24 @@ def test_checked_cells_are_deterministic_outputs(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_solutions_follow_exercises(path):
-    """Solution cells carry the `solution` tag and come after an exercise heading."""
-    seen_exercises = False
+def test_every_exercise_has_a_tagged_solution(path):
+    """Each `### Exercise` heading is followed, before the next exercise or section, by a code cell tagged
+    `solution` whose first line is a `# Hint:` comment (the student copy turns it into a stub)."""
+    sections: list[list[dict]] = []
     for cell in _load(path)["cells"]:
         source = "".join(cell["source"])
-        if cell["cell_type"] == "markdown" and re.search(r"^#{2,4} Exercise", source, re.M):
-            seen_exercises = True
+        if cell["cell_type"] == "markdown" and re.search(r"^#{1,2} ", source, re.M):
+            sections.append([])  # a new top-level section ends the current exercise
+        if cell["cell_type"] == "markdown" and re.search(r"^#{3,4} Exercise", source, re.M):
+            sections.append([cell])
+        elif sections and sections[-1] and sections[-1][0]["cell_type"] == "markdown":
+            sections[-1].append(cell)
         if "solution" in cell.get("metadata", {}).get("tags", []):
-            assert seen_exercises, f"{path.name}: a solution cell before any exercise heading"
-            assert cell["cell_type"] == "code"
+            assert cell["cell_type"] == "code", f"{path.name}: only code cells can be solutions"
+            assert source.startswith("# Hint:"), f"{path.name}: solution must start with '# Hint:': {source[:60]!r}"
+    exercises = [s for s in sections if s and re.search(r"^#{3,4} Exercise", "".join(s[0]["source"]), re.M)]
+    assert exercises, f"{path.name} has no exercises"
+    for exercise in exercises:
+        title = "".join(exercise[0]["source"]).strip().splitlines()[0]
+        tagged = [c for c in exercise[1:] if "solution" in c.get("metadata", {}).get("tags", [])]
+        assert tagged, f"{path.name}: {title!r} has no code cell tagged 'solution'"
