@@ -239,6 +239,15 @@ def sizes(notebook: str, profile_name: str | None = None) -> SimpleNamespace:
     return SimpleNamespace(**SIZES[matches[0]][name])
 
 
+def check_int(name: str, value: object, minimum: int) -> int:
+    """``value`` as an int, or a TypeError (not an integer) / ValueError (below ``minimum``) naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name}={value!r} must be at least {minimum}")
+    return int(value)
+
+
 def device(prefer: str | None = None) -> torch.device:
     """The device to compute on: ``prefer`` or ``DCNN_DEVICE`` if given, else CUDA, then Apple MPS, then CPU.
 

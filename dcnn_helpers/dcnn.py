@@ -31,14 +31,6 @@ from torch import nn
 from . import config, plotting
 
 
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name}={value} is not allowed; it must be >= {minimum}")
-    return int(value)
-
-
 def conv_widths(
     input_dim: int,
     depth: int,
@@ -54,12 +46,12 @@ def conv_widths(
     ``pool_every``-th layer a max-pool with window and stride ``pooling`` maps ``n`` to ``ceil(n / pooling)``.
     Introduced in notebook 03.
     """
-    n = _check_int("input_dim", input_dim, 1)
-    depth = _check_int("depth", depth, 1)
-    s = _check_int("filter_size", filter_size, 1)
+    n = config.check_int("input_dim", input_dim, 1)
+    depth = config.check_int("depth", depth, 1)
+    s = config.check_int("filter_size", filter_size, 1)
     if pooling is not None:
-        _check_int("pooling", pooling, 2)
-    pool_every = _check_int("pool_every", pool_every, 1)
+        config.check_int("pooling", pooling, 2)
+    pool_every = config.check_int("pool_every", pool_every, 1)
     widths = [n]
     for layer in range(1, depth + 1):
         n = n + s if zero_padding else n - s
@@ -82,7 +74,7 @@ def toeplitz_matrix(filt: torch.Tensor, n: int) -> torch.Tensor:
     """
     if filt.dim() != 1 or filt.numel() < 2:
         raise ValueError(f"filt must be a 1-D tensor with at least 2 taps, got shape {tuple(filt.shape)}")
-    n = _check_int("n", n, 1)
+    n = config.check_int("n", n, 1)
     s = filt.numel() - 1
     offset = torch.arange(n + s)[:, None] - torch.arange(n)[None, :]
     inside = (offset >= 0) & (offset <= s)
@@ -114,7 +106,7 @@ class DCNN1d(nn.Module):
             input_dim, depth, filter_size, zero_padding=zero_padding, pooling=pooling, pool_every=pool_every
         )
         self.input_dim, self.depth, self.filter_size = int(input_dim), int(depth), int(filter_size)
-        self.channels = _check_int("channels", channels, 1)
+        self.channels = config.check_int("channels", channels, 1)
         self.zero_padding, self.pooling, self.pool_every = zero_padding, pooling, int(pool_every)
         self.convs = nn.ModuleList(
             nn.Conv1d(1 if layer == 0 else channels, channels, filter_size + 1, padding=filter_size * zero_padding)
@@ -180,8 +172,8 @@ class FCNet(nn.Module):
 
     def __init__(self, input_dim: int, width: int, hidden_layers: int = 2) -> None:
         super().__init__()
-        self.input_dim = _check_int("input_dim", input_dim, 1)
-        width, hidden_layers = _check_int("width", width, 1), _check_int("hidden_layers", hidden_layers, 1)
+        self.input_dim = config.check_int("input_dim", input_dim, 1)
+        width, hidden_layers = config.check_int("width", width, 1), config.check_int("hidden_layers", hidden_layers, 1)
         sizes = [input_dim] + [width] * hidden_layers
         self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
         self.readout = nn.Linear(width, 1)
@@ -206,7 +198,7 @@ def fc_params(input_dim: int, width: int, hidden_layers: int) -> int:
 
 def matched_fc(input_dim: int, n_params: int, hidden_layers: int = 2) -> FCNet:
     """The :class:`FCNet` whose parameter count is closest to ``n_params``. Introduced in notebook 03."""
-    n_params = _check_int("n_params", n_params, fc_params(input_dim, 1, hidden_layers))
+    n_params = config.check_int("n_params", n_params, fc_params(input_dim, 1, hidden_layers))
     width = 1
     while fc_params(input_dim, width + 1, hidden_layers) <= n_params:
         width += 1
@@ -227,8 +219,8 @@ class BumpSeries:
     """
 
     def __init__(self, input_dim: int, smoothness: float, levels: int, seed: int = 0) -> None:
-        self.input_dim = _check_int("input_dim", input_dim, 1)
-        self.levels = _check_int("levels", levels, 0)
+        self.input_dim = config.check_int("input_dim", input_dim, 1)
+        self.levels = config.check_int("levels", levels, 0)
         if not 0 < smoothness < 2:
             raise ValueError(f"smoothness={smoothness} is not allowed; the sin^2 bump supports 0 < r < 2")
         if 2 ** (self.levels * self.input_dim) > 2**22:
@@ -271,7 +263,7 @@ def sample(
     target: BumpSeries, m: int, noise: float = 0.0, seed: int = 0, dtype: torch.dtype = torch.float32
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``m`` points uniform on ``[0, 1]^d`` and labels ``f(x) + noise * N(0, 1)``. Introduced in notebook 03."""
-    m = _check_int("m", m, 1)
+    m = config.check_int("m", m, 1)
     if noise < 0:
         raise ValueError(f"noise={noise} must be >= 0")
     gen = torch.Generator().manual_seed(seed)
@@ -313,7 +305,7 @@ def fit(
     models = list(models)
     if not models or not all(isinstance(m, nn.Module) for m in models):
         raise TypeError("models must be a non-empty sequence of torch.nn.Module")
-    steps, k = _check_int("steps", steps, 1), len(models)
+    steps, k = config.check_int("steps", steps, 1), len(models)
     if x.dim() not in (2, 3) or (x.dim() == 3 and x.shape[0] != k) or y.shape != x.shape[:-1]:
         raise ValueError(
             f"x must be (n, d) or ({k}, n, d) and y (n,) or ({k}, n); got {tuple(x.shape)} and {tuple(y.shape)}"
@@ -382,7 +374,7 @@ def sweep(
     ``samples(value)`` points, labels with ``noise``), and measure its relative squared L2 error on a noise-free test
     set. Seed ``k`` fixes the initialisation (``config.seed_everything(k)``) and the training sample. Models and
     data live on ``device``. Introduced in notebook 03."""
-    seeds = _check_int("seeds", seeds, 1)
+    seeds = config.check_int("seeds", seeds, 1)
     values = list(values)
     x_test, y_test = (t.to(device) for t in sample(target, test_samples, seed=10_000))
     norm = float((y_test**2).mean())  # ||f||^2 estimated on the test points
@@ -431,7 +423,7 @@ def depth_for_samples(m: int, r: float, d: int, scale: float = 1.0) -> int:
 
     It balances the approximation error ``L^{-4r/d}`` against the estimation error ``~ L^2 / m``.
     Introduced in notebook 03."""
-    m = _check_int("m", m, 1)
+    m = config.check_int("m", m, 1)
     return max(2, math.ceil(scale * m ** (d / (2 * (2 * r + d)))))
 
 

@@ -68,14 +68,6 @@ __all__ = [
 # Building and inspecting networks
 
 
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name}={value!r} must be at least {minimum}")
-    return int(value)
-
-
 def _tensor(values: Sequence | np.ndarray, dtype: torch.dtype = torch.float64) -> torch.Tensor:
     return torch.tensor(np.asarray(values, dtype=np.float64), dtype=dtype)
 
@@ -125,7 +117,7 @@ def mlp(widths: Sequence[int], dtype: torch.dtype = torch.float64) -> nn.Sequent
 
     Introduced in notebook 02.
     """
-    widths = [_check_int("widths[i]", w, 1) for w in widths]
+    widths = [config.check_int("widths[i]", w, 1) for w in widths]
     if len(widths) < 2:
         raise ValueError(f"widths={widths} needs at least an input and an output width")
     layers: list[nn.Module] = []
@@ -185,7 +177,7 @@ def sawtooth_net(k: int, dtype: torch.dtype = torch.float64) -> nn.Sequential:
 
     On ``[0, 1]`` it has exactly ``2^k`` linear pieces, with breakpoints at ``j / 2^k``. Introduced in notebook 02.
     """
-    k = _check_int("k", k, 1)
+    k = config.check_int("k", k, 1)
     tent = _from_affine(
         [
             (torch.tensor([[1.0], [1.0]], dtype=dtype), torch.tensor([0.0, -0.5], dtype=dtype)),
@@ -287,7 +279,7 @@ def max_net(n: int, dtype: torch.dtype = torch.float64) -> nn.Sequential:
     through as ``ReLU(x) − ReLU(−x)`` (2 units). All weights are 0 or ±1 and all biases 0, so on integer inputs the
     network computes the maximum exactly. Introduced in notebook 02.
     """
-    n = _check_int("n", n, 1)
+    n = config.check_int("n", n, 1)
     maps: list[tuple[torch.Tensor, torch.Tensor]] = []
     readout = torch.eye(n, dtype=dtype)  # current values = readout @ (previous layer's units or the input)
     while readout.shape[0] > 1:
@@ -332,7 +324,7 @@ def zonotope_net(
 
     Depth ``k + 2`` and size ``2m + wk`` with ``w = len(a) + 1``. Introduced in notebook 02.
     """
-    k = _check_int("k", k, 1)
+    k = config.check_int("k", k, 1)
     return compose(support_function_net(generators, dtype), *[zigzag_net(a, M, dtype)] * k)
 
 
@@ -345,7 +337,7 @@ def pieces_upper_bound(widths: Sequence[int]) -> int:
 
     Introduced in notebook 02.
     """
-    widths = [_check_int("widths[i]", w, 1) for w in widths]
+    widths = [config.check_int("widths[i]", w, 1) for w in widths]
     if not widths:
         raise ValueError("widths must list at least one hidden layer")
     return 2 ** (len(widths) - 1) * (widths[0] + 1) * math.prod(widths[1:])
@@ -356,8 +348,8 @@ def pieces_upper_bound_size(size: int, hidden_layers: int) -> float:
 
     Introduced in notebook 02.
     """
-    size = _check_int("size", size, 1)
-    k = _check_int("hidden_layers", hidden_layers, 1)
+    size = config.check_int("size", size, 1)
+    k = config.check_int("hidden_layers", hidden_layers, 1)
     return (2 * size / k) ** k
 
 
@@ -372,8 +364,8 @@ def min_size_for_pieces(pieces: int, hidden_layers: int) -> float:
 
     Introduced in notebook 02.
     """
-    p = _check_int("pieces", pieces, 1)
-    k = _check_int("hidden_layers", hidden_layers, 1)
+    p = config.check_int("pieces", pieces, 1)
+    k = config.check_int("hidden_layers", hidden_layers, 1)
     return 0.5 * k * _root_power(p, 1, k) - 1
 
 
@@ -384,8 +376,8 @@ def gap_table(hidden_layers: int, w: int) -> list[dict[str, float | int]]:
     ``½·k'·w^(k/k') − 1``. With ``w = k0`` and ``hidden_layers = k0²`` the row ``k' = k0`` is Cor. 3.4's
     ``½·k0^(k0+1) − 1``. Introduced in notebook 02.
     """
-    k = _check_int("hidden_layers", hidden_layers, 1)
-    w = _check_int("w", w, 2)
+    k = config.check_int("hidden_layers", hidden_layers, 1)
+    w = config.check_int("w", w, 2)
     return [
         {
             "hidden layers k'": kp,
@@ -403,7 +395,7 @@ def zonotope_pieces_formula(n: int, m: int, w: int, k: int) -> int:
 
     ``(m − 1)^(n − 1) · w^k`` (form reconstructed; present it as a lower bound). Introduced in notebook 02.
     """
-    n, m, w, k = (_check_int(name, v, 1) for name, v in (("n", n), ("m", m), ("w", w), ("k", k)))
+    n, m, w, k = (config.check_int(name, v, 1) for name, v in (("n", n), ("m", m), ("w", w), ("k", k)))
     return (m - 1) ** (n - 1) * w**k
 
 
@@ -416,8 +408,8 @@ def num_splits_general_position(D: int, n: int) -> int:
 
     Introduced in notebook 02.
     """
-    D = _check_int("D", D, 1)
-    n = _check_int("n", n, 1)
+    D = config.check_int("D", D, 1)
+    n = config.check_int("n", n, 1)
     return 2 * sum(math.comb(D - 1, k) for k in range(n + 1))
 
 
@@ -531,8 +523,8 @@ def exact_erm_one_hidden_layer(
     """
     start = time.perf_counter()
     X_np, y_np = _as_data(X, y)
-    width = _check_int("width", width, 1)
-    max_programs = _check_int("max_programs", max_programs, 1)
+    width = config.check_int("width", width, 1)
+    max_programs = config.check_int("max_programs", max_programs, 1)
     D, n = X_np.shape
     splits_expected = num_splits_general_position(D, n)
     programs_expected = math.comb(2 * splits_expected - 1, width)
@@ -620,8 +612,8 @@ def train_restarts(
     built one after the other); all are trained at once with batched matrix products, which is the same as training
     them one by one. ``progress`` shows a progress bar over the steps. Introduced in notebook 02.
     """
-    restarts = _check_int("restarts", restarts, 1)
-    steps = _check_int("steps", steps, 0)
+    restarts = config.check_int("restarts", restarts, 1)
+    steps = config.check_int("steps", steps, 0)
     if not (isinstance(lr, (int, float)) and lr > 0):
         raise ValueError(f"lr={lr!r} must be a positive number")
     X_np, y_np = _as_data(X, y)
@@ -678,12 +670,12 @@ def deep_vs_shallow(
     by :func:`train_restarts`. The deep net with ``L = k`` can represent the target exactly (:func:`sawtooth_net`);
     no shallow one of this size can (it has at most ``2L + 1`` pieces). Introduced in notebook 02.
     """
-    k = _check_int("k", k, 1)
-    points = _check_int("points", points, 2)
+    k = config.check_int("k", k, 1)
+    points = config.check_int("points", points, 2)
     x = torch.linspace(0, 1, points, dtype=torch.float64)[:, None]
     with torch.no_grad():
         target = sawtooth_net(k)(x)[:, 0]
-    layers = [_check_int("layers[i]", L, 1) for L in layers]
+    layers = [config.check_int("layers[i]", L, 1) for L in layers]
     configs = [(L, "deep", [1] + [2] * L + [1]) for L in layers] + [(L, "shallow", [1, 2 * L, 1]) for L in layers]
     runs: list[FitRun] = []
     for L, family, widths in config.progress(configs, desc="deep vs shallow"):
