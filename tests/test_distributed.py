@@ -8,7 +8,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -16,7 +15,6 @@ from torch import nn
 from dcnn_helpers import config, data, distributed, train
 
 HERE = Path(__file__).resolve().parent
-CLASSES = tuple(f"class{i}" for i in range(10))
 FIT = dict(epochs=2, batch_size=16, lr=0.05, augment=False, progress=False)  # 64 images: 4 steps per epoch
 CLI = ["--model", "resnet-8", "--epochs", "4", "--batch-size", "16", "--lr", "0.05", "--device", "cpu", "--quiet"]
 
@@ -59,14 +57,10 @@ JOB = textwrap.dedent(
 )
 
 
-def _split(n, seed):
-    rng = np.random.default_rng(seed)
-    return rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, n).astype(np.int64)
-
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return data.write_cache(tmp_path_factory.mktemp("data") / "cifar10", _split(64, 0), _split(25, 1), CLASSES)
+def cache(make_fake_cache):
+    return make_fake_cache(64, 25)
 
 
 def bn_free_net():

@@ -4,24 +4,18 @@ import json
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from dcnn_helpers import config, data, plp, train
 
-CLASSES = tuple(f"class{i}" for i in range(10))
 
-
-def _split(n, seed):
-    rng = np.random.default_rng(seed)
-    return rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, n).astype(np.int64)
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return data.write_cache(tmp_path_factory.mktemp("data") / "cifar10", _split(64, 0), _split(24, 1), CLASSES)
+def cache(make_fake_cache):
+    return make_fake_cache(64, 24)
 
 
 @pytest.fixture(scope="module")
