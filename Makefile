@@ -8,7 +8,7 @@ NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 NBVAL_FLAGS := --nbval-lax --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg \
                --nbval-cell-timeout 600 -p no:cacheprovider
 
-.PHONY: help setup lab test unit nbval course student html envcheck clean
+.PHONY: help setup lab test unit nbval course student html timings colab envcheck clean
 
 help:
 	@echo "make lab                  set up .venv (first time only) and open the course in JupyterLab"
@@ -16,6 +16,8 @@ help:
 	@echo "make course PROFILE=...   execute every notebook in place (smoke | laptop | gpu) and save it"
 	@echo "make student              write student copies (solutions replaced by stubs) into student/"
 	@echo "make html                 render the executed notebooks into a static site in site/"
+	@echo "make timings PROFILE=...  run every notebook (nothing saved) and print its run time, for the guide"
+	@echo "make colab                add Open-in-Colab badges and the Colab set-up cell (needs the repository URL)"
 	@echo "make envcheck             print the environment report asked for in bug reports"
 
 # The environment is rebuilt only when pyproject.toml changes (the stamp is newer otherwise).
@@ -67,6 +69,13 @@ student: $(STAMP)
 
 html: $(STAMP)
 	$(BIN)/python -m dcnn_helpers.workshop html site
+
+timings: $(STAMP)
+	$(BIN)/python -m dcnn_helpers.workshop timings --profile $(PROFILE)
+
+# The repository URL comes from [project.urls] Repository in pyproject.toml; re-execute the notebooks afterwards.
+colab: $(STAMP)
+	$(BIN)/python -m dcnn_helpers.colab $(NOTEBOOKS)
 
 envcheck: $(STAMP)
 	$(BIN)/python -m dcnn_helpers.envcheck

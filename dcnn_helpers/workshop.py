@@ -1,7 +1,8 @@
-"""Workshop kit: student copies of the notebooks and the course rendered as a static site.
+"""Workshop kit: student copies of the notebooks, the course rendered as a static site, and run-time measurement.
 
-``python -m dcnn_helpers.workshop student [OUT]`` (``make student``) and ``python -m dcnn_helpers.workshop html
-[OUT]`` (``make html``). The exercise convention is introduced in notebook 00: a ``### Exercise N`` heading, then
+``python -m dcnn_helpers.workshop student [OUT]`` (``make student``), ``python -m dcnn_helpers.workshop html
+[OUT]`` (``make html``) and ``python -m dcnn_helpers.workshop timings`` (``make timings PROFILE=...``, the run
+times of the instructor guide). The exercise convention is introduced in notebook 00: a ``### Exercise N`` heading, then
 the solution in a code cell tagged ``solution`` whose first line is a ``# Hint: ...`` comment (tag it ``free`` too
 when the exercise is free-form: the student copy then gets an empty cell with the hint instead of a stub).
 """
@@ -12,11 +13,14 @@ import argparse
 import copy
 import html
 import json
+import os
 import re
 import shutil
+import time
+from datetime import date
 from pathlib import Path
 
-from . import config
+from . import colab, config
 
 NOTEBOOK_DIR = config.REPO_ROOT / "notebooks"
 STUDENT_DIR = config.REPO_ROOT / "student"
@@ -54,9 +58,11 @@ def _exercise_title(cells: list[dict], index: int) -> str:
 def student_copy(nb: dict) -> dict:
     """The student version of a notebook (parsed JSON): solutions become stubs, other outputs are cleared.
 
-    A stub keeps the solution's text outputs, so the student sees the expected result of the exercise.
+    A stub keeps the solution's text outputs, so the student sees the expected result of the exercise. The
+    Open-in-Colab badge goes (it opens the solutions); the Colab set-up cell stays.
     """
     student = copy.deepcopy(nb)
+    student["cells"] = [c for c in student["cells"] if colab.BADGE_TAG not in c.get("metadata", {}).get("tags", [])]
     cells = student["cells"]
     for index, cell in enumerate(cells):
         if cell["cell_type"] != "code":
@@ -107,9 +113,19 @@ def notebook_title(nb: dict) -> str:
     return "untitled"
 
 
+def _offline_badges(nb: dict) -> dict:
+    """``nb`` with its Open-in-Colab badge as a text link: the badge image is remote, the site works offline."""
+    nb = copy.deepcopy(nb)
+    for cell in nb["cells"]:
+        if colab.BADGE_TAG in cell.get("metadata", {}).get("tags", []):
+            cell["source"] = re.sub(r"\[!\[([^\]]*)\]\([^)]*\)\]", r"[\1]", "".join(cell["source"]))
+    return nb
+
+
 def build_site(out: Path = SITE_DIR, source: Path = NOTEBOOK_DIR) -> Path:
     """Render the executed notebooks to HTML with an index page; MathJax is copied in so maths works offline."""
     import jupyter_server_mathjax
+    import nbformat
     from nbconvert import HTMLExporter
 
     if out.exists():
@@ -120,7 +136,8 @@ def build_site(out: Path = SITE_DIR, source: Path = NOTEBOOK_DIR) -> Path:
     entries = []
     for path in course_notebooks(source):
         nb = json.loads(path.read_text(encoding="utf-8"))
-        body, _ = exporter.from_filename(str(path))
+        page = nbformat.reads(json.dumps(_offline_badges(nb)), as_version=4)
+        body, _ = exporter.from_notebook_node(page, resources={"metadata": {"name": path.stem}})
         body = REMOTE_SCRIPT.sub("", body)  # require.js from a CDN serves only live widgets; saved pages have none
         body = body.replace(f'<script src="{MATHJAX_URL}">', MATHJAX_FONTS + f'<script src="{MATHJAX_URL}">', 1)
         (out / f"{path.stem}.html").write_text(body, encoding="utf-8")
@@ -140,12 +157,69 @@ def build_site(out: Path = SITE_DIR, source: Path = NOTEBOOK_DIR) -> Path:
     return out / "index.html"
 
 
+def _children_cpu_seconds() -> float:
+    """CPU time of finished child processes (the kernels); NaN where the OS does not report it (Windows)."""
+    try:
+        import resource
+    except ImportError:
+        return float("nan")
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def time_notebooks(profile: str, notebooks: list[Path] | None = None) -> list[tuple[str, float, float]]:
+    """Execute each notebook in a fresh kernel in ``profile`` (nothing is saved); ``(name, wall s, CPU s)`` each.
+
+    The CPU time is the kernel's (user + system): on a machine shared with other jobs it stays near its quiet
+    value while the wall time grows.
+    """
+    import nbformat
+    from nbclient import NotebookClient
+
+    if profile not in config.PROFILES:
+        raise ValueError(f"profile must be one of {config.PROFILES}, got {profile!r}")
+    rows = []
+    saved = os.environ.get(config.PROFILE_ENV)
+    os.environ[config.PROFILE_ENV] = profile  # the kernel inherits it
+    try:
+        for path in config.progress(notebooks or course_notebooks(), desc="notebooks", disable=False):
+            nb = nbformat.read(path, as_version=4)
+            cpu, wall = _children_cpu_seconds(), time.perf_counter()
+            NotebookClient(nb, timeout=None, resources={"metadata": {"path": str(path.parent)}}).execute()
+            rows.append((path.name, time.perf_counter() - wall, _children_cpu_seconds() - cpu))
+    finally:
+        if saved is None:
+            os.environ.pop(config.PROFILE_ENV)
+        else:
+            os.environ[config.PROFILE_ENV] = saved
+    return rows
+
+
+def timings_table(rows: list[tuple[str, float, float]], profile: str) -> str:
+    """The rows of :func:`time_notebooks` as a markdown table headed by the date and the machine."""
+    lines = [
+        f"Profile {profile}, measured {date.today().isoformat()} on {os.cpu_count()} CPU cores: {config.describe()}",
+        "",
+        "| notebook | wall | kernel CPU |",
+        "| --- | --- | --- |",
+    ]
+    lines += [f"| {name} | {wall:.0f} s | {cpu:.0f} s |" for name, wall, cpu in rows]
+    total_wall, total_cpu = sum(r[1] for r in rows), sum(r[2] for r in rows)
+    lines.append(f"| all | {total_wall:.0f} s | {total_cpu:.0f} s |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dcnn_helpers.workshop", description=__doc__.split("\n")[0])
-    parser.add_argument("what", choices=("student", "html"), help="student copies or the static site")
+    parser.add_argument("what", choices=("student", "html", "timings"),
+                        help="student copies, the static site, or the run time of every notebook")
     parser.add_argument("out", nargs="?", type=Path, help="output folder (default: student/ or site/)")
+    parser.add_argument("--profile", default=None, help="profile to time (default: the active one)")
     args = parser.parse_args(argv)
-    if args.what == "student":
+    if args.what == "timings":
+        profile = args.profile or config.profile()
+        print(timings_table(time_notebooks(profile), profile))
+    elif args.what == "student":
         written = write_student_copies(args.out or STUDENT_DIR)
         print(f"wrote {len(written)} student notebooks to {(args.out or STUDENT_DIR)}")
     else:

@@ -66,3 +66,20 @@ def test_site_builds_with_index_and_local_mathjax(tmp_path):
     assert (tmp_path / "mathjax" / "MathJax.js").is_file()
     titles = re.findall(r'\.html">([^<]+)</a>', text)
     assert titles[0].startswith("00")
+
+
+def test_timings_measure_the_kernel_and_restore_the_profile(tmp_path, monkeypatch):
+    monkeypatch.setenv("DCNN_PROFILE", "smoke")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "import os, time\nassert os.environ['DCNN_PROFILE'] == 'laptop'\n"
+        "end = time.process_time() + 0.5\nwhile time.process_time() < end:\n    pass"
+    )])
+    path = tmp_path / "01_busy.ipynb"
+    nbformat.write(nb, path)
+    [(name, wall, cpu)] = workshop.time_notebooks("laptop", [path])
+    assert name == "01_busy.ipynb" and wall >= 0.5 and cpu >= 0.5, (wall, cpu)
+    assert config.profile() == "smoke"
+    table = workshop.timings_table([(name, wall, cpu)], "laptop")
+    assert "| 01_busy.ipynb |" in table and "Profile laptop, measured" in table
+    with pytest.raises(ValueError, match="profile must be one of"):
+        workshop.time_notebooks("fast", [path])
