@@ -61,6 +61,14 @@ def test_small_and_clean_of_volatile_metadata(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_text_has_no_control_characters(path):
+    """A tab or bell in a cell is a LaTeX command eaten by a Python escape (\\times -> tab + "imes")."""
+    for index, cell in enumerate(_load(path)["cells"]):
+        bad = re.search(r"[\x00-\x09\x0b-\x1f]", "".join(cell["source"]))
+        assert not bad, f"{path.name}, cell {index}: control character {bad.group()!r}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_checked_cells_are_deterministic_outputs(path):
     """Cells marked NBVAL_CHECK_OUTPUT print text (no figures, whose bytes differ between runs)."""
     for cell in _load(path)["cells"]:
