@@ -8,6 +8,7 @@ import types
 
 import nbformat
 import pytest
+from nbclient import NotebookClient
 
 from dcnn_helpers import colab, workshop
 
@@ -124,3 +125,13 @@ def test_site_shows_the_badge_as_a_text_link(tmp_path):
     page = (tmp_path / "site" / f"{path.stem}.html").read_text()
     assert colab.colab_link(REPO, path.name) in page
     assert colab.BADGE_IMAGE not in page, "the site must not load remote images"
+
+
+def test_stamped_notebook_runs_and_the_setup_cell_stays_silent(tmp_path, monkeypatch):
+    """Outside Colab a stamped notebook runs as before: the set-up cell prints nothing and breaks nothing."""
+    monkeypatch.setenv("DCNN_PROFILE", "smoke")
+    path = NOTEBOOKS[0]
+    nb = nbformat.reads(json.dumps(colab.stamp(_load(path), REPO, path.name)), as_version=4)
+    NotebookClient(nb, timeout=600, resources={"metadata": {"path": str(path.parent)}}).execute()
+    setup = next(c for c in nb.cells if colab.SETUP_TAG in c.metadata.get("tags", []))
+    assert setup.execution_count == 1 and setup.outputs == []
