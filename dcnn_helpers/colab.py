@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 from . import config
+from .nbclean import cell_tags
 
 BADGE_TAG = "colab-badge"
 SETUP_TAG = "colab-setup"
@@ -92,14 +93,10 @@ def setup_cell(repository: str, branch: str = "main") -> dict:
             "outputs": [], "source": source}
 
 
-def _tags(cell: dict) -> list[str]:
-    return cell.get("metadata", {}).get("tags", [])
-
-
 def unstamp(nb: dict) -> dict:
     """A copy of ``nb`` (parsed JSON) without the badge and set-up cells."""
     clean = copy.deepcopy(nb)
-    clean["cells"] = [c for c in clean["cells"] if not {BADGE_TAG, SETUP_TAG} & set(_tags(c))]
+    clean["cells"] = [c for c in clean["cells"] if not {BADGE_TAG, SETUP_TAG} & set(cell_tags(c))]
     return clean
 
 
@@ -122,7 +119,7 @@ def stamp(nb: dict, repository: str, notebook: str, branch: str = "main") -> dic
 def stamped_repository(nb: dict) -> str | None:
     """The repository URL a stamped notebook's set-up cell clones, or None for an unstamped notebook."""
     for cell in nb["cells"]:
-        if SETUP_TAG in _tags(cell):
+        if SETUP_TAG in cell_tags(cell):
             match = re.search(r'"(https://github\.com/[^"]+)"', "".join(cell["source"]))
             return match.group(1) if match else None
     return None
@@ -143,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
                   "URL (https://github.com/<owner>/<name>), or pass --repo.", file=sys.stderr)
             return 2
         try:
-            colab_link(repository, "x.ipynb", args.branch)
+            _owner_name(repository, args.branch)
         except ValueError as error:
             print(error, file=sys.stderr)
             return 2

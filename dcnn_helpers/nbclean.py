@@ -20,6 +20,11 @@ WIDGET_NOTE = "[Interactive widget: run the notebook to use it.]"
 PROGRESS_BAR = re.compile(r"(it/s|s/it)\]")  # tqdm's text form ends with its rate, e.g. "[00:00<?, ?it/s]"
 
 
+def cell_tags(cell: dict) -> list[str]:
+    """The tags of a notebook cell (parsed JSON); empty when it has none."""
+    return cell.get("metadata", {}).get("tags", [])
+
+
 def volatile_metadata(nb: dict) -> list[str]:
     """Where ``nb`` (a notebook as parsed JSON) holds volatile metadata or widget outputs; empty when clean."""
     found = [f"metadata.{key}" for key in VOLATILE_NOTEBOOK_KEYS if key in nb.get("metadata", {})]

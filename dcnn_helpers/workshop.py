@@ -21,6 +21,7 @@ from datetime import date
 from pathlib import Path
 
 from . import colab, config
+from .nbclean import cell_tags
 
 NOTEBOOK_DIR = config.REPO_ROOT / "notebooks"
 STUDENT_DIR = config.REPO_ROOT / "student"
@@ -62,12 +63,12 @@ def student_copy(nb: dict) -> dict:
     Open-in-Colab badge goes (it opens the solutions); the Colab set-up cell stays.
     """
     student = copy.deepcopy(nb)
-    student["cells"] = [c for c in student["cells"] if colab.BADGE_TAG not in c.get("metadata", {}).get("tags", [])]
+    student["cells"] = [c for c in student["cells"] if colab.BADGE_TAG not in cell_tags(c)]
     cells = student["cells"]
     for index, cell in enumerate(cells):
         if cell["cell_type"] != "code":
             continue
-        tags = cell.get("metadata", {}).get("tags", [])
+        tags = cell_tags(cell)
         cell["execution_count"] = None
         if "solution" not in tags:
             cell["outputs"] = []
@@ -117,7 +118,7 @@ def _offline_badges(nb: dict) -> dict:
     """``nb`` with its Open-in-Colab badge as a text link: the badge image is remote, the site works offline."""
     nb = copy.deepcopy(nb)
     for cell in nb["cells"]:
-        if colab.BADGE_TAG in cell.get("metadata", {}).get("tags", []):
+        if colab.BADGE_TAG in cell_tags(cell):
             cell["source"] = re.sub(r"\[!\[([^\]]*)\]\([^)]*\)\]", r"[\1]", "".join(cell["source"]))
     return nb
 
@@ -135,9 +136,8 @@ def build_site(out: Path = SITE_DIR, source: Path = NOTEBOOK_DIR) -> Path:
     exporter = HTMLExporter(mathjax_url=MATHJAX_URL)
     entries = []
     for path in course_notebooks(source):
-        nb = json.loads(path.read_text(encoding="utf-8"))
-        page = nbformat.reads(json.dumps(_offline_badges(nb)), as_version=4)
-        body, _ = exporter.from_notebook_node(page, resources={"metadata": {"name": path.stem}})
+        nb = nbformat.read(path, as_version=4)
+        body, _ = exporter.from_notebook_node(_offline_badges(nb), resources={"metadata": {"name": path.stem}})
         body = REMOTE_SCRIPT.sub("", body)  # require.js from a CDN serves only live widgets; saved pages have none
         body = body.replace(f'<script src="{MATHJAX_URL}">', MATHJAX_FONTS + f'<script src="{MATHJAX_URL}">', 1)
         (out / f"{path.stem}.html").write_text(body, encoding="utf-8")
@@ -170,8 +170,8 @@ def _children_cpu_seconds() -> float:
 def time_notebooks(profile: str, notebooks: list[Path] | None = None) -> list[tuple[str, float, float]]:
     """Execute each notebook in a fresh kernel in ``profile`` (nothing is saved); ``(name, wall s, CPU s)`` each.
 
-    The CPU time is the kernel's (user + system): on a machine shared with other jobs it stays near its quiet
-    value while the wall time grows.
+    The CPU time is the kernel's (user + system), with the threads it ran: it exceeds the wall time where torch
+    used more than one core.
     """
     import nbformat
     from nbclient import NotebookClient
