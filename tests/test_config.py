@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from dcnn_helpers import config
+from dcnn_helpers import config, sizes
 
 
 @pytest.mark.parametrize("value", ["smoke", "laptop", "gpu", " Laptop "])
@@ -30,7 +30,7 @@ def test_unknown_profile_lists_valid_values(monkeypatch):
 
 
 def test_every_notebook_has_the_same_keys_in_every_profile():
-    for notebook, by_profile in config.SIZES.items():
+    for notebook, by_profile in sizes.SIZES.items():
         assert set(by_profile) == set(config.PROFILES), notebook
         keys = {name: set(values) for name, values in by_profile.items()}
         assert len({frozenset(k) for k in keys.values()}) == 1, f"{notebook}: {keys}"
@@ -38,7 +38,7 @@ def test_every_notebook_has_the_same_keys_in_every_profile():
 
 def test_every_notebook_file_has_sizes():
     stems = {path.stem for path in (config.REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")}
-    assert stems <= set(config.SIZES), stems - set(config.SIZES)
+    assert stems <= set(sizes.SIZES), stems - set(sizes.SIZES)
 
 
 def test_sizes_by_prefix_and_errors():
