@@ -1,7 +1,7 @@
 """Data-parallel training with PyTorch's own machinery: ``torchrun``, ``torch.distributed`` and DDP.
 
-Introduced in notebook 07 (section "More than one GPU"); :mod:`dcnn_helpers.train` calls these helpers, so the
-course trainer runs unchanged under ``torchrun``. Nothing here launches processes, meets other processes or moves
+Ground floor of the course, explained in notebook 07 (section "More than one GPU"): :mod:`dcnn_helpers.train`
+calls these helpers, so the course trainer runs unchanged under ``torchrun``. Nothing here launches processes, meets other processes or moves
 gradients: ``torchrun`` starts one process per device and sets ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK``;
 ``torch.distributed.init_process_group`` connects them (NCCL between GPUs, gloo on CPU); ``DistributedDataParallel``
 all-reduces (averages) the gradients during ``backward``. This module only decides, per process, which device it
@@ -9,10 +9,10 @@ uses, which images it trains on and what it evaluates, and keeps printing and wr
 
 One machine, 4 GPUs; a cluster of 2 nodes (same command on each; ``$HEAD`` is the first node's host name)::
 
-    torchrun --standalone --nproc_per_node 4 -m dcnn_helpers.train --data DIR --model dmrnet-56 --epochs 40 \\
+    torchrun --standalone --nproc_per_node 4 -m dcnn_helpers.bench train --data DIR --model dmrnet-56 --epochs 40 \\
         --batch-size 512 --checkpoint runs/dmr.pt --resume --json runs/dmr.json
     torchrun --nnodes 2 --nproc_per_node 4 --rdzv-backend c10d --rdzv-endpoint $HEAD:29500 --rdzv-id dmr \\
-        --max-restarts 3 -m dcnn_helpers.train ... --checkpoint /shared/runs/dmr.pt --resume
+        --max-restarts 3 -m dcnn_helpers.bench train ... --checkpoint /shared/runs/dmr.pt --resume
 
 Faults: the process group has a timeout (``--dist-timeout``), so when one rank dies or hangs the others raise
 instead of waiting for ever, and ``torchrun`` stops the whole job. With ``--max-restarts K`` torchrun starts it
@@ -44,7 +44,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from . import config
+from . import config, data
 
 __all__ = [
     "LAUNCH_VARIABLES",
@@ -315,8 +315,6 @@ def check_resume_world(saved: int, world_size: int, checkpoint: str | os.PathLik
 
 def _synthetic_cache(folder: Path, n_train: int, n_test: int) -> Path:
     """Random uint8 images in the cache layout (throughput does not depend on the pictures)."""
-    from . import data
-
     rng = np.random.default_rng(0)
 
     def split(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -331,27 +329,27 @@ def bench(
     n_train: int = 1024,
     batch_size: int = 128,
     epochs: int = 2,
-    data: str | os.PathLike | None = None,
+    data_folder: str | os.PathLike | None = None,
     cores: int | None = None,
     timeout_s: float = 600,
 ) -> list[dict[str, Any]]:
     """Training images per second (all ranks together) for each number of gloo processes on CPU.
 
-    Each entry runs ``torchrun --standalone --nproc_per_node N -m dcnn_helpers.train --device cpu`` on ``n_train``
-    images (random ones unless ``data``, a cache folder, is given), with the ``cores`` CPU cores (default: all)
+    Each entry runs ``torchrun --standalone --nproc_per_node N -m dcnn_helpers.bench train --device cpu`` on ``n_train``
+    images (random ones unless ``data_folder``, a cache folder, is given), with the ``cores`` CPU cores (default: all)
     split evenly between the processes as threads. Returns one dict per N: ``processes``, ``threads``,
     ``images_per_second``, ``speedup`` (against the first entry) and ``test_acc``. Introduced in notebook 07.
     """
     cores = cores or os.cpu_count() or 1
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(data) if data is not None else _synthetic_cache(Path(tmp), n_train, 200)
+        folder = Path(data_folder) if data_folder is not None else _synthetic_cache(Path(tmp), n_train, 200)
         for n in processes:
             out = Path(tmp) / f"bench-{n}.json"
             threads = max(cores // n, 1)
             command = [
                 sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(n),
-                "-m", "dcnn_helpers.train", "--data", str(folder), "--model", model, "--epochs", str(epochs),
+                "-m", "dcnn_helpers.bench", "train", "--data", str(folder), "--model", model, "--epochs", str(epochs),
                 "--batch-size", str(batch_size), "--limit-train", str(n_train), "--limit-test", "200",
                 "--device", "cpu", "--quiet", "--json", str(out),
             ]

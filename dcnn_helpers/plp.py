@@ -1,6 +1,7 @@
 """Parameters linear prediction (PLP, Ying et al. 2023) as a drop-in ``torch.optim.Optimizer`` wrapper.
 
-Introduced in notebook 05 (parameters linear prediction); used by the trainer of notebook 07.
+Introduced in notebook 05 (parameters linear prediction); the course trainer (:mod:`dcnn_helpers.train`) wraps
+SGD in it when asked. A leaf of the course: it imports nothing from the package.
 
 The rule: run a base optimiser (SGD, with or without momentum, or any other) as usual and group its steps into
 cycles. With :math:`\\theta_1, \\theta_2, \\theta_3` the parameters after the last three base steps of a cycle,
@@ -17,9 +18,8 @@ prediction. The momentum buffer is an average of recent gradients, which is stil
 direction at the predicted point; zeroing it would throw that away, and adding the prediction jump to it would
 count the same displacement twice. So between predictions, PLP is bit-identical to the base optimiser.
 
-The module also holds the notebook's experiments: the exact per-cycle factor on a quadratic, 2-D loss surfaces
-and trajectories, a tiny CNN, and a grid of CIFAR runs (learning rate x prediction step x seed) through
-:func:`dcnn_helpers.train.fit`.
+The module also holds the notebook's small experiments: the exact per-cycle factor on a quadratic, 2-D loss
+surfaces and trajectories. The CIFAR runs of notebook 05 are in :mod:`dcnn_helpers.plp_cifar`.
 """
 
 from __future__ import annotations
@@ -29,9 +29,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
-import pandas as pd
 import torch
-from torch import nn
 
 __all__ = [
     "PLP",
@@ -47,10 +45,6 @@ __all__ = [
     "surface_grid",
     "plot_trajectories",
     "summarise_seeds",
-    "tiny_cnn",
-    "cifar_model",
-    "run_grid",
-    "paired_difference",
 ]
 
 
@@ -389,88 +383,3 @@ def summarise_seeds(values: np.ndarray | list[float]) -> tuple[float, float]:
     if arr.ndim != 1 or arr.size == 0:
         raise ValueError(f"values must be a non-empty 1-D sequence, got shape {arr.shape}")
     return float(arr.mean()), float(arr.std(ddof=1)) if arr.size > 1 else 0.0
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# CIFAR-10: a tiny CNN and a grid of runs through the course trainer
-
-
-def tiny_cnn(width: int = 16, num_classes: int = 10) -> nn.Sequential:
-    """Three conv3x3-BN-ReLU-maxpool stages of ``width, 2·width, 4·width`` channels, global average pool, linear.
-
-    About 24k parameters at width 16: small enough to train on a CPU in seconds. Introduced in notebook 05.
-    """
-    if isinstance(width, bool) or not isinstance(width, int) or width < 1:
-        raise ValueError(f"width={width!r} must be a positive integer")
-    layers: list[nn.Module] = []
-    channels = 3
-    for out in (width, 2 * width, 4 * width):
-        layers += [nn.Conv2d(channels, out, 3, padding=1, bias=False), nn.BatchNorm2d(out), nn.ReLU(), nn.MaxPool2d(2)]
-        channels = out
-    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, num_classes))
-
-
-def cifar_model(name: str, num_classes: int = 10) -> nn.Module:
-    """``"tiny-W"`` is :func:`tiny_cnn` of width W; any other name goes to :func:`dcnn_helpers.train.build_model`.
-
-    Introduced in notebook 05.
-    """
-    if isinstance(name, str) and name.startswith("tiny-") and name[5:].isdigit():
-        return tiny_cnn(int(name[5:]), num_classes)
-    from . import train
-
-    return train.build_model(name, num_classes)
-
-
-def run_grid(
-    model: str,
-    ds: Any,
-    *,
-    lrs: Sequence[float],
-    prediction_steps: Sequence[float | None],
-    seeds: Sequence[int],
-    epochs: int,
-    **fit_kwargs: Any,
-) -> pd.DataFrame:
-    """Train ``model`` (a :func:`cifar_model` name) on ``ds`` for every learning rate x prediction step x seed.
-
-    A prediction step of ``None`` is plain SGD; every other value wraps it in :class:`PLP`. For one seed, all runs
-    start from the same weights and see the same batches and augmentations, so differences are paired. Runs go
-    through :func:`dcnn_helpers.train.fit` (``fit_kwargs``: batch_size, momentum, weight_decay, ...). Returns one
-    row per run: ``lr, prediction_step, seed, test_acc, train_loss, seconds``, and ``curve`` (test accuracy per
-    epoch). Introduced in notebook 05.
-    """
-    from . import config, train
-
-    rows = []
-    grid = [(lr, p, seed) for lr in lrs for p in prediction_steps for seed in seeds]
-    for lr, p, seed in config.progress(grid, desc="CIFAR runs"):
-        config.seed_everything(seed)
-        net = cifar_model(model, ds.num_classes)
-        result = train.fit(
-            net, ds, epochs=epochs, lr=lr, plp=None if p is None else {"prediction_step": p}, seed=seed,
-            progress=False, **fit_kwargs,
-        )
-        rows.append(dict(
-            lr=lr, prediction_step=p, seed=seed, test_acc=result.test_acc,
-            train_loss=result.history[-1]["train_loss"], seconds=result.seconds,
-            curve=[h["test_acc"] for h in result.history],
-        ))
-    return pd.DataFrame(rows)
-
-
-def paired_difference(runs: pd.DataFrame, prediction_step: float, lr: float | None = None) -> np.ndarray:
-    """Per seed, test accuracy with PLP (``prediction_step``) minus without, from :func:`run_grid` rows.
-
-    ``lr`` picks one learning rate when the grid holds several. Introduced in notebook 05.
-    """
-    if lr is not None:
-        runs = runs[runs["lr"] == lr]
-    sgd = runs[runs["prediction_step"].isna()].set_index("seed")["test_acc"]
-    plp_runs = runs[runs["prediction_step"] == prediction_step].set_index("seed")["test_acc"]
-    if sgd.index.has_duplicates or plp_runs.index.has_duplicates:
-        raise ValueError("runs hold several learning rates: pass lr to pick one")
-    seeds = sgd.index.intersection(plp_runs.index)
-    if seeds.empty:
-        raise ValueError(f"runs have no seed with both plain SGD and prediction_step={prediction_step}")
-    return (plp_runs[seeds] - sgd[seeds]).to_numpy()

@@ -117,7 +117,7 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
     # --- end 04 ---
     # --- 05 parameter linear prediction ---
     "05_parameter_linear_prediction": {
-        # 2-D trajectories: steps per run, contour grid, noise seeds; CIFAR: model name for plp.cifar_model, data,
+        # 2-D trajectories: steps per run, contour grid, noise seeds; CIFAR: model name for plp_cifar.cifar_model, data,
         # main comparison (seeds x {SGD, SGD+PLP}) and a one-seed sweep over learning rate x prediction step
         "smoke": {
             "surface_steps": 90, "grid_points": 80, "noise_seeds": 4, "data_source": "sample", "model": "tiny-8",
@@ -131,7 +131,7 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
             "sweep_steps": [0.5, 1.0, 2.0],
         },
         "gpu": {
-            "surface_steps": 450, "grid_points": 200, "noise_seeds": 20, "data_source": "full", "model": "resnet-20",
+            "surface_steps": 450, "grid_points": 200, "noise_seeds": 20, "data_source": "full", "model": "tiny-64",
             "n_train": None, "n_test": None, "epochs": 20, "batch_size": 128, "lr": 0.1, "seeds": [0, 1, 2, 3, 4],
             "sweep_train": 10000, "sweep_test": None, "sweep_epochs": 10, "sweep_lrs": [0.02, 0.05, 0.1, 0.2, 0.4],
             "sweep_steps": [0.5, 1.0, 2.0],

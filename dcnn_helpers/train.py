@@ -1,181 +1,170 @@
-"""One readable, fast trainer for every CIFAR experiment of the course, and its command line.
+"""The course trainer: one readable, fast training loop for every CIFAR experiment, configured by one dataclass.
 
-Introduced in notebook 07 (CIFAR-10 training on a GPU); notebooks 05 and 06 call :func:`fit` for their CIFAR runs.
+Introduced in notebook 05 (its first CIFAR runs), walked through line by line in notebook 07 (CIFAR-10 on a GPU);
+notebook 06 uses it too. Models are passed in as modules; :mod:`dcnn_helpers.models` (notebook 07) builds them by
+name and :mod:`dcnn_helpers.bench` is the command line.
 
-Where the speed comes from, in the order a batch meets it (each trick is commented where it happens):
+The pieces, in the order a batch meets them (each trick is commented where it happens):
 
-1. The whole data set lives on the device as uint8 (CIFAR-10 is 150 MB): no DataLoader, no worker processes, no
-   host-to-device copy per step. Each step gathers its images by index, converts to float and normalises there.
-2. Augmentation (random crop after padding by 4, horizontal flip) is done on the device, for the whole batch at
-   once. The random numbers for an epoch come from one seeded CPU generator, so every device sees the same run.
-3. On CUDA: bf16 autocast (tensor cores, half the memory traffic) and channels_last tensors (the layout cuDNN's
-   fast convolution kernels use); ``torch.compile`` on request (``compile=True``), for networks where it helps.
-4. Nesterov SGD, label smoothing, and a per-step learning rate that warms up linearly and then decays linearly to 0.
-5. Evaluation averages the logits of each test image and its mirror image (flip test-time augmentation).
-6. Time is measured with the device synchronised, and the floating-point work is counted with
-   ``torch.utils.flop_counter.FlopCounterMode``, so the achieved TFLOP/s can be compared with the hardware's peak.
+* :class:`TrainConfig` -- every setting that decides what a run computes, validated in one place; it is what a
+  checkpoint and the JSON result store, and what the command line fills in.
+* :func:`to_device` -- the whole data set on the device as uint8 (CIFAR-10 is 150 MB): no DataLoader, no worker
+  processes, no host-to-device copy per step.
+* :func:`epoch_plan` / :func:`augment_batch` -- an epoch's order, crops and flips drawn up front from one seeded
+  CPU generator, then applied to whole batches on the device.
+* :func:`build_optimizer` -- Nesterov SGD with its parameter groups (BatchNorm biases may get their own learning
+  rate), optionally wrapped by PLP (:class:`dcnn_helpers.plp.PLP`); :func:`schedule_factor` its per-step schedule.
+* :class:`LookAhead` -- an exponential moving average of the weights, copied back into the model every few steps.
+* :func:`train_one_epoch`, :func:`evaluate` and :func:`fit` -- the loop itself, test-time augmentation, and the
+  run around them: timing with the device synchronised, a checkpoint after every epoch, exact resume.
 
-Robustness: a checkpoint after every epoch (model, optimiser including PLP state, scheduler, RNG states, epoch),
-written to a temporary file and renamed, so Ctrl-C never leaves a broken one; resuming from it ends bit-identical
-(on CPU) to a run that was never interrupted.
+Timing follows the speed-run convention (Jordan 2024, arXiv:2404.00498, Sec. 3): a warm-up on a throw-away copy
+of the model (cuDNN's kernel search, compilation) is not counted; training time is the data-dependent
+initialisation plus the training steps, with the device synchronised; evaluations after each epoch are not
+counted, the final test-time-augmented pass is (``eval_seconds``).
 
-Command line (``--help`` lists every option)::
-
-    python -m dcnn_helpers.train --data DIR --model NAME --epochs E [--batch-size B] [--lr LR] [--plp]
-        [--limit-train N] [--seed S] [--device cpu|cuda] [--checkpoint PATH] [--resume] [--target-acc A]
-        [--json PATH] [--sync-bn] [--dist-backend gloo|nccl] [--dist-timeout SECONDS]
-
-Models by name: ``resnet-DEPTH``, ``dmrnet-DEPTH``, ``inception-DEPTH`` (from :mod:`dcnn_helpers.merge_run`,
-depth ``6n + 2``), each optionally widened with ``-wK`` (``dmrnet-32-w4``), and ``fast`` (or ``fast-wK``), the
-speed-run network of this module, :class:`FastNet`.
-
-Several GPUs or machines: the same command runs under ``torchrun --nproc_per_node N -m dcnn_helpers.train ...``
-(one process per GPU, DistributedDataParallel; :mod:`dcnn_helpers.distributed` has the commands, faults and
-restarts). ``--batch-size`` stays the global batch: each rank takes an equal slice of every step's images
-(:func:`dcnn_helpers.distributed.shard_epoch`) and keeps the whole uint8 data set on its own device; only rank 0
-prints and writes files. Started without torchrun, nothing of this happens.
+Several GPUs: the same loop runs under ``torchrun`` (see :mod:`dcnn_helpers.distributed`): each process trains on
+its share of every global batch, DistributedDataParallel averages the gradients, and only rank 0 writes files.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
+import copy
 import dataclasses
-import json
 import math
 import os
-import re
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
-from . import config, data, distributed
+from . import checkpoint, config, data, distributed, fileio, validation
+from .plp import PLP
 
 __all__ = [
-    "FastNet",
-    "build_model",
+    "SCHEDULES",
+    "FLIPS",
+    "TTA_MODES",
+    "TrainConfig",
     "DeviceData",
     "to_device",
     "EpochPlan",
     "epoch_plan",
+    "steps_per_epoch",
     "step_batch",
     "augment_batch",
     "prepare_model",
-    "lr_factor",
-    "train_flops_per_image",
+    "build_optimizer",
+    "schedule_factor",
+    "LookAhead",
+    "Run",
+    "train_one_epoch",
+    "tta_logits",
     "evaluate",
-    "save_checkpoint",
-    "load_checkpoint",
+    "train_flops_per_image",
     "TrainResult",
     "fit",
-    "matmul_tflops",
-    "image_grid",
-    "plot_curves",
-    "main",
 ]
 
+SCHEDULES = ("linear", "triangle")
+FLIPS = ("random", "alternate", "none")
+TTA_MODES = ("none", "flip", "flip-translate")
+LOOKAHEAD_EVERY = 5  # steps between two look-ahead updates (airbench94's choice)
+
+
 # ---------------------------------------------------------------------------------------------------------------
-# Models
+# Settings
 
 
-class ConvGroup(nn.Sequential):
-    """conv3x3 -> max-pool 2 -> BN -> GELU -> conv3x3 -> BN -> GELU: one resolution stage of :class:`FastNet`."""
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every setting that decides what a training run computes; validated when it is made. Introduced in notebook 05.
 
-    def __init__(self, in_channels: int, out_channels: int) -> None:
-        super().__init__(
-            nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
-            nn.MaxPool2d(2),  # pooling right after the first conv: the second conv runs on 4x fewer pixels
-            nn.BatchNorm2d(out_channels, momentum=0.4),  # fast-moving running statistics suit short runs
-            nn.GELU(),
-            nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
-            nn.BatchNorm2d(out_channels, momentum=0.4),
-            nn.GELU(),
-        )
-        for conv in (self[0], self[4]):
-            # Identity-like start: channel i of the output begins as a copy of input channel i (plus the default
-            # random init on the other channels), so the deep stack starts close to a shallow one.
-            with torch.no_grad():
-                nn.init.dirac_(conv.weight[: conv.in_channels])
+    The optimiser: Nesterov SGD with peak learning rate ``lr`` for the mean loss of a batch, ``momentum``, and
+    ``weight_decay`` (PyTorch's coupled form, applied to the gradient). ``decoupled_weight_decay`` keeps the decay
+    per step the same for every parameter group, whatever its learning rate. ``bn_bias_lr_scale`` multiplies the
+    learning rate of BatchNorm biases; ``freeze_bn_scales`` keeps BatchNorm's scales at 1.
 
+    The schedule: ``"linear"`` rises linearly for the first ``warmup`` fraction of the steps, then falls to 0;
+    ``"triangle"`` (airbench94) rises from 0.2 to 1 at the ``warmup`` fraction, then falls to 0.07.
+    ``epochs`` may be fractional: the last epoch stops early (airbench94 trains 9.9 epochs).
 
-class FastNet(nn.Module):
-    """The course's speed-run network, in the spirit of Keller Jordan's airbench94 (about 2M parameters at w1).
+    The data: crops after reflect-padding by ``translate`` pixels (0: none), and flips ``"random"`` (each image,
+    each epoch), ``"alternate"`` (a random half flipped in even epochs, the other half in odd ones) or ``"none"``.
+    ``tta``: test-time augmentation, ``"none"``, ``"flip"`` or ``"flip-translate"``.
 
-    A frozen 2x2 *patch-whitening* convolution (its filters are the eigenvectors of the covariance of 2x2 image
-    patches, set from the data by :meth:`init_from_data`), three :class:`ConvGroup` stages of widths
-    ``(64, 256, 256) * widen``, a global max-pool and a linear layer whose output is scaled by 1/9 (small logits
-    at the start, which works well with large learning rates and label smoothing). Introduced in notebook 07.
+    The rest: ``ema`` keeps a look-ahead average of the weights (:class:`LookAhead`); ``whiten_bias_epochs`` trains
+    the bias of a model's frozen whitening layer (``model.whiten``) only for that many epochs (None: always);
+    ``plp`` wraps SGD in parameters linear prediction with that prediction step (None: plain SGD);
+    ``label_smoothing``; ``seed`` fixes the data order and augmentation; ``eval_every_epoch`` evaluates after
+    every epoch (else only after the last). ``model`` names the model: checkpoints refuse to resume another.
     """
 
-    def __init__(self, num_classes: int = 10, widen: int = 1) -> None:
-        super().__init__()
-        widths = (64 * widen, 256 * widen, 256 * widen)
-        self.whiten = nn.Conv2d(3, 24, kernel_size=2, bias=True)  # 12 eigen-directions of 2x2x3 patches, +/- each
-        self.whiten.weight.requires_grad_(False)  # set from the data, then frozen: only its biases are trained
-        self.body = nn.Sequential(
-            nn.GELU(),
-            ConvGroup(24, widths[0]),  # 31x31 -> 15x15
-            ConvGroup(widths[0], widths[1]),  # -> 7x7
-            ConvGroup(widths[1], widths[2]),  # -> 3x3
-            nn.AdaptiveMaxPool2d(1),
-            nn.Flatten(),
-            nn.Linear(widths[2], num_classes, bias=False),
-        )
-        self.logit_scale = 1 / 9
+    model: str = "model"
+    epochs: float = 10
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    decoupled_weight_decay: bool = False
+    bn_bias_lr_scale: float = 1.0
+    freeze_bn_scales: bool = False
+    label_smoothing: float = 0.0
+    schedule: str = "linear"
+    warmup: float = 0.2
+    translate: int = 4
+    flip: str = "random"
+    tta: str = "flip"
+    ema: bool = False
+    whiten_bias_epochs: int | None = None
+    plp: float | None = None
+    seed: int = 0
+    eval_every_epoch: bool = True
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(self.whiten(x)) * self.logit_scale
+    def __post_init__(self) -> None:
+        set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731  (frozen dataclass)
+        if not isinstance(self.model, str) or not self.model.strip():
+            raise TypeError(f"model must be a non-empty name, got {self.model!r}")
+        set_("epochs", validation.real("epochs", self.epochs, 0, None, low_open=True))
+        set_("batch_size", validation.integer("batch_size", self.batch_size, 1))
+        set_("lr", validation.real("lr", self.lr, 0, None, low_open=True))
+        set_("momentum", validation.real("momentum", self.momentum, 0, 1, high_open=True))
+        set_("weight_decay", validation.real("weight_decay", self.weight_decay, 0))
+        set_("bn_bias_lr_scale", validation.real("bn_bias_lr_scale", self.bn_bias_lr_scale, 0, None, low_open=True))
+        set_("label_smoothing", validation.real("label_smoothing", self.label_smoothing, 0, 1, high_open=True))
+        set_("warmup", validation.real("warmup", self.warmup, 0, 1, high_open=True))
+        set_("translate", validation.integer("translate", self.translate, 0, 16))
+        set_("seed", validation.integer("seed", self.seed, 0))
+        validation.choice("schedule", self.schedule, SCHEDULES)
+        validation.choice("flip", self.flip, FLIPS)
+        validation.choice("tta", self.tta, TTA_MODES)
+        for name in ("nesterov", "decoupled_weight_decay", "freeze_bn_scales", "ema", "eval_every_epoch"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        if self.whiten_bias_epochs is not None:
+            set_("whiten_bias_epochs", validation.integer("whiten_bias_epochs", self.whiten_bias_epochs, 0))
+        if self.plp is not None:
+            set_("plp", validation.real("plp", self.plp))
 
-    @torch.no_grad()
-    def init_from_data(self, images: torch.Tensor, eps: float = 5e-4) -> None:
-        """Set the (frozen) whitening filters from normalised training images (N x 3 x H x W).
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as a plain dict (what checkpoints and JSON results store)."""
+        return asdict(self)
 
-        With C the covariance of all 2x2x3 patches and ``C = V diag(lam) V^T``, filter k is ``v_k / sqrt(lam_k +
-        eps)`` and its negative (so that the GELU after it keeps both signs): the stem outputs decorrelated,
-        unit-variance patch features from the first step on. :func:`fit` calls this before training.
-        """
-        patches = images.double().unfold(2, 2, 1).unfold(3, 2, 1)  # N x 3 x 31 x 31 x 2 x 2
-        patches = patches.permute(0, 2, 3, 1, 4, 5).reshape(-1, 12)  # one row per patch, ordered (c, dy, dx)
-        patches = patches - patches.mean(0)
-        eigenvalues, eigenvectors = torch.linalg.eigh(patches.T @ patches / len(patches))
-        filters = (eigenvectors / torch.sqrt(eigenvalues + eps)).T.reshape(12, 3, 2, 2)
-        self.whiten.weight.copy_(torch.cat([filters, -filters]).to(self.whiten.weight))
-
-
-MODEL_PATTERN = re.compile(r"(?:(?P<kind>resnet|dmrnet|inception)-(?P<depth>\d+)|fast)(?:-w(?P<widen>\d+))?")
-MODEL_HELP = (
-    "resnet-DEPTH, dmrnet-DEPTH or inception-DEPTH (DEPTH = 6n + 2: 8, 14, 20, ...), or fast; "
-    "each with an optional -wK (widen by K)"
-)
-
-
-def build_model(name: str, num_classes: int = 10) -> nn.Module:
-    """The network called ``name`` (see the module docstring) with ``num_classes`` outputs. Introduced in notebook 07.
-
-    ``resnet-56``, ``dmrnet-32-w4``, ``inception-20``, ``fast``, ``fast-w2``. Raises ValueError for an unknown
-    name or an invalid depth.
-    """
-    if not isinstance(name, str):
-        raise TypeError(f"model name must be a string like 'resnet-20', got {type(name).__name__}")
-    match = MODEL_PATTERN.fullmatch(name.strip().lower())
-    if match is None:
-        raise ValueError(f"model={name!r} is not a known model; use {MODEL_HELP}")
-    widen = int(match["widen"] or 1)
-    if match["kind"] is None:
-        if widen < 1:
-            raise ValueError(f"model={name!r}: the widen factor K of -wK must be at least 1")
-        return FastNet(num_classes, widen=widen)
-    from . import merge_run
-
-    builders = {"resnet": merge_run.resnet, "dmrnet": merge_run.dmrnet, "inception": merge_run.inception_like}
-    return builders[match["kind"]](int(match["depth"]), num_classes=num_classes, widen=widen)
+    @classmethod
+    def from_dict(cls, settings: Mapping[str, Any]) -> TrainConfig:
+        """A config from :meth:`to_dict`'s output; unknown keys are an error that names them."""
+        unknown = set(settings) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown training settings {sorted(unknown)}; known: {[f.name for f in dataclasses.fields(cls)]}")
+        return cls(**settings)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -194,14 +183,13 @@ class DeviceData:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def normalised(self, index: torch.Tensor | slice, memory_format=torch.contiguous_format) -> torch.Tensor:
+    def normalised(self, index: torch.Tensor | slice) -> torch.Tensor:
         """Images ``index`` as float32, normalised per channel; gathered and converted on the device."""
-        x = self.images[index].float()
-        return ((x - self.mean) / self.std).contiguous(memory_format=memory_format)
+        return (self.images[index].float() - self.mean) / self.std
 
 
 def to_device(ds: data.ImageData, device: torch.device) -> tuple[DeviceData, DeviceData]:
-    """Move both splits of ``ds`` to ``device`` once, as uint8 (4x smaller than float32). Introduced in notebook 07.
+    """Move both splits of ``ds`` to ``device`` once, as uint8 (4x smaller than float32). Introduced in notebook 05.
 
     The normalisation (mean and standard deviation per channel) is computed from the training images.
     """
@@ -221,21 +209,30 @@ class EpochPlan:
     """Everything random about one epoch, drawn up front: the image order, crop offsets and flips per position."""
 
     order: torch.Tensor  # a permutation of the training indices
-    shifts: torch.Tensor  # N x 2 crop offsets (dy, dx) in 0..2*pad
+    shifts: torch.Tensor  # N x 2 crop offsets (dy, dx) in 0..2*translate
     flips: torch.Tensor  # N booleans
 
     def to(self, device: torch.device) -> EpochPlan:
         return EpochPlan(self.order.to(device), self.shifts.to(device), self.flips.to(device))
 
 
-def epoch_plan(n: int, generator: torch.Generator, pad: int = 4) -> EpochPlan:
+def epoch_plan(n: int, generator: torch.Generator, translate: int = 4, flip: str = "random", epoch: int = 0,
+               seed: int = 0) -> EpochPlan:
     """Draw one epoch's order and augmentation from a CPU ``generator`` (identical on every device and on resume).
 
-    Introduced in notebook 07.
+    ``flip="alternate"`` (airbench94): a fixed random half of the images (drawn from ``seed``) is flipped in even
+    epochs and the other half in odd ones, so every image is seen both ways every two epochs. Introduced in
+    notebook 05.
     """
     order = torch.randperm(n, generator=generator)
-    shifts = torch.randint(0, 2 * pad + 1, (n, 2), generator=generator)
-    flips = torch.rand(n, generator=generator) < 0.5
+    shifts = torch.randint(0, 2 * translate + 1, (n, 2), generator=generator)
+    if flip == "random":
+        flips = torch.rand(n, generator=generator) < 0.5
+    elif flip == "alternate":
+        half = torch.rand(n, generator=torch.Generator().manual_seed(seed)) < 0.5  # by image, fixed for the run
+        flips = half[order] ^ bool(epoch % 2)
+    else:
+        flips = torch.zeros(n, dtype=torch.bool)
     return EpochPlan(order, shifts, flips)
 
 
@@ -245,9 +242,9 @@ def steps_per_epoch(n: int, batch_size: int) -> int:
 
 
 def step_batch(plan: EpochPlan, step: int, batch_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The image indices, crop offsets and flips of step ``step`` of an epoch. Introduced in notebook 07.
+    """The image indices, crop offsets and flips of step ``step`` of an epoch. Introduced in notebook 05.
 
-    The one place that decides which images a step sees (a data-parallel version gives each process a slice).
+    The one place that decides which images a step sees (a data-parallel run gives each process a slice).
     """
     positions = slice(step * batch_size, (step + 1) * batch_size)
     return plan.order[positions], plan.shifts[positions], plan.flips[positions]
@@ -257,26 +254,26 @@ def augment_batch(x: torch.Tensor, shifts: torch.Tensor, flips: torch.Tensor, pa
     """Random crop after reflect-padding by ``pad`` and horizontal flip, for a whole batch on its device.
 
     ``x`` is N x C x H x W; image i is cropped at offset ``shifts[i] = (dy, dx)`` of the padded image and mirrored
-    where ``flips[i]``. One gather, no Python loop over images. Introduced in notebook 07.
+    where ``flips[i]``. One gather, no Python loop over images. Introduced in notebook 05.
     """
     n, c, h, w = x.shape
-    padded = F.pad(x, (pad, pad, pad, pad), mode="reflect")  # mirrored borders instead of black ones
-    rows = (shifts[:, 0, None] + torch.arange(h, device=x.device)).view(n, 1, h, 1)
-    cols = (shifts[:, 1, None] + torch.arange(w, device=x.device)).view(n, 1, 1, w)
-    batch = torch.arange(n, device=x.device).view(n, 1, 1, 1)
-    channel = torch.arange(c, device=x.device).view(1, c, 1, 1)
-    cropped = padded[batch, channel, rows, cols]  # advanced indexing: cropped[i, c, r, s] = padded[i, c, dy+r, dx+s]
-    return torch.where(flips.view(n, 1, 1, 1), cropped.flip(3), cropped)
+    if pad > 0:
+        padded = F.pad(x, (pad, pad, pad, pad), mode="reflect")  # mirrored borders instead of black ones
+        rows = (shifts[:, 0, None] + torch.arange(h, device=x.device)).view(n, 1, h, 1)
+        cols = (shifts[:, 1, None] + torch.arange(w, device=x.device)).view(n, 1, 1, w)
+        batch = torch.arange(n, device=x.device).view(n, 1, 1, 1)
+        channel = torch.arange(c, device=x.device).view(1, c, 1, 1)
+        x = padded[batch, channel, rows, cols]  # advanced indexing: x[i, c, r, s] = padded[i, c, dy+r, dx+s]
+    return torch.where(flips.view(n, 1, 1, 1), x.flip(3), x)
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Model, optimiser, schedule, FLOPs, evaluation
+# Model, optimiser, schedule, look-ahead
 
 
-def prepare_model(
-    model: nn.Module, device: torch.device, compile: bool = False, sync_bn: bool = False
-) -> tuple[nn.Module, nn.Module]:
-    """Move ``model`` to ``device`` (channels_last on CUDA); returns ``(model, step_model)``. Introduced in notebook 07.
+def prepare_model(model: nn.Module, device: torch.device, compile: bool = False, sync_bn: bool = False
+                  ) -> tuple[nn.Module, nn.Module]:
+    """Move ``model`` to ``device`` (channels_last on CUDA); returns ``(model, step_model)``. Introduced in notebook 05.
 
     ``step_model`` is what the training step calls: the model itself, wrapped in DistributedDataParallel under
     torchrun, and ``torch.compile``-d with ``compile`` (checkpoints always store the plain model's weights).
@@ -284,23 +281,90 @@ def prepare_model(
     """
     model = model.to(device)
     if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
+        model = model.to(memory_format=torch.channels_last)  # the layout cuDNN's fastest convolutions use
     if sync_bn:
         model = distributed.convert_sync_bn(model, device)
     step_model = distributed.wrap(model, device)
     return model, (torch.compile(step_model) if compile else step_model)
 
 
-def lr_factor(step: int, total_steps: int, warmup: float) -> float:
-    """Learning-rate multiplier at ``step``: linear warm-up over the first ``warmup`` fraction, then linear decay.
+def _batchnorms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
+    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
 
-    Rises as ``(step + 1) / W`` for ``W = ceil(warmup * total_steps)`` steps to 1, then falls linearly, reaching
-    ``1 / (total_steps - W)`` at the last step (never 0 while training). Introduced in notebook 07.
+
+def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """Nesterov SGD over the trainable parameters, in two groups, optionally wrapped by PLP. Introduced in notebook 05.
+
+    BatchNorm biases get learning rate ``lr * bn_bias_lr_scale``. With ``decoupled_weight_decay`` their weight-decay
+    coefficient is divided by the same factor, so that the decay per step (learning rate x coefficient) is the same
+    in both groups: the large bias learning rate speeds up the biases without decaying them 64 times harder.
     """
+    if cfg.freeze_bn_scales:
+        for bn in _batchnorms(model):  # BatchNorm scales stay at 1: the next conv can scale instead
+            if bn.weight is not None:
+                bn.weight.requires_grad_(False)
+    bn_biases = {id(bn.bias) for bn in _batchnorms(model) if bn.bias is not None and bn.bias.requires_grad}
+    biases = [p for p in model.parameters() if id(p) in bn_biases]
+    others = [p for p in model.parameters() if p.requires_grad and id(p) not in bn_biases]
+    bias_decay = cfg.weight_decay / cfg.bn_bias_lr_scale if cfg.decoupled_weight_decay else cfg.weight_decay
+    groups = [dict(params=others, lr=cfg.lr, weight_decay=cfg.weight_decay)]
+    if biases:
+        groups.append(dict(params=biases, lr=cfg.lr * cfg.bn_bias_lr_scale, weight_decay=bias_decay))
+    sgd = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
+    return PLP(sgd, prediction_step=cfg.plp) if cfg.plp is not None else sgd
+
+
+def schedule_factor(step: int, total_steps: int, schedule: str = "linear", warmup: float = 0.2) -> float:
+    """Learning-rate multiplier at ``step`` (0-based) of ``total_steps``. Introduced in notebook 05.
+
+    ``"linear"``: rises as ``(step + 1) / W`` for ``W = ceil(warmup * total_steps)`` steps to 1, then falls
+    linearly, reaching ``1 / (total_steps - W)`` at the last step (never 0 while training). ``"triangle"``
+    (airbench94): piecewise linear through 0.2 at step 0, 1 at ``int(warmup * total_steps)`` and 0.07 at
+    ``total_steps``.
+    """
+    if schedule == "triangle":
+        peak = int(warmup * total_steps)
+        if step < peak:
+            return 0.2 + 0.8 * step / peak
+        return 1.0 - 0.93 * (step - peak) / max(total_steps - peak, 1)
     warm = min(math.ceil(warmup * total_steps), total_steps - 1)
     if step < warm:
         return (step + 1) / warm
     return max(total_steps - step, 1) / (total_steps - warm)
+
+
+class LookAhead:
+    """An exponential moving average of the weights, copied back into the model (airbench94's "lookahead").
+
+    Every few steps ``update(decay)`` moves the average towards the current weights, ``avg = decay * avg + (1 -
+    decay) * weights``, and then sets the weights to the average: the model continues from a point that smooths
+    out the last steps' noise. The decay grows as ``0.95^5 * (step / total)^3``, so early training is left alone
+    and the end of training averages strongly; at the last step ``decay = 1`` makes the model the average.
+    All floating-point tensors of the state dict take part (BatchNorm's running statistics too). Introduced in
+    notebook 07.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        self.tensors = [t for t in model.state_dict().values() if t.is_floating_point()]
+        self.average = [t.detach().clone() for t in self.tensors]
+
+    @staticmethod
+    def decay(step: int, total_steps: int) -> float:
+        """The decay at ``step``: ``0.95^5 * (step / total_steps)^3``, and 1 at the last step."""
+        return 1.0 if step >= total_steps else 0.95**5 * (step / total_steps) ** 3
+
+    @torch.no_grad()
+    def update(self, decay: float) -> None:
+        for average, tensor in zip(self.average, self.tensors):
+            average.lerp_(tensor, 1.0 - decay)
+            tensor.copy_(average)
+
+    def state_dict(self) -> list[torch.Tensor]:
+        return [a.clone() for a in self.average]
+
+    def load_state_dict(self, state: Sequence[torch.Tensor]) -> None:
+        for average, saved in zip(self.average, state, strict=True):
+            average.copy_(saved)
 
 
 def _autocast(device: torch.device):
@@ -310,14 +374,120 @@ def _autocast(device: torch.device):
     return contextlib.nullcontext()
 
 
+def _synchronize(device: torch.device) -> None:
+    """Wait for the device: GPU work is asynchronous, so a clock read without this measures only the launches."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The training loop
+
+
+@dataclass
+class Run:
+    """Everything one training run carries from step to step. Made by :func:`fit`. Introduced in notebook 05."""
+
+    cfg: TrainConfig
+    net: nn.Module  # the model (checkpoints store its weights)
+    step_model: nn.Module  # what the step calls: the model, DDP-wrapped or compiled
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    lookahead: LookAhead | None
+    train: DeviceData
+    test: DeviceData
+    generator: torch.Generator  # draws every epoch's plan
+    batch: int  # global batch size
+    share: int  # this process's part of it
+    steps_per_epoch: int
+    total_steps: int
+    step: int = 0  # steps taken so far
+    memory_format: torch.memory_format = torch.contiguous_format  # channels_last on CUDA
+    bar: Any = None  # the progress bar
+
+
+def train_one_epoch(run: Run, epoch: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Train for one epoch (fewer steps if the run ends inside it); returns summed loss, correct count, images.
+
+    The sums stay on the device: reading a number back after every step would make the CPU wait for the GPU.
+    Introduced in notebook 05, read line by line in notebook 07.
+    """
+    cfg, device = run.cfg, run.train.images.device
+    plan = epoch_plan(len(run.train), run.generator, cfg.translate, cfg.flip, epoch, cfg.seed)
+    plan = distributed.shard_epoch(plan, run.steps_per_epoch, run.batch).to(device)  # this process's slice
+    if hasattr(run.net, "whiten"):  # the whitening layer's bias learns only in the first epochs
+        run.net.whiten.bias.requires_grad_(cfg.whiten_bias_epochs is None or epoch < cfg.whiten_bias_epochs)
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+    steps = min(run.steps_per_epoch, run.total_steps - run.step)
+    run.net.train()
+    for i in range(steps):
+        index, shifts, flips = step_batch(plan, i, run.share)
+        x = augment_batch(run.train.normalised(index), shifts, flips, cfg.translate)  # crop + flip on the device
+        y = run.train.labels[index]
+        with _autocast(device):  # bf16 on CUDA
+            logits = run.step_model(x.contiguous(memory_format=run.memory_format))
+        loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
+        run.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        run.optimizer.step()  # SGD (+ PLP's prediction at the end of each cycle)
+        run.scheduler.step()  # per-step schedule: smooth even for a two-epoch run
+        run.step += 1
+        if run.lookahead is not None and (run.step % LOOKAHEAD_EVERY == 0 or run.step == run.total_steps):
+            run.lookahead.update(LookAhead.decay(run.step, run.total_steps))
+        loss_sum += loss.detach() * len(y)
+        correct += (logits.argmax(1) == y).sum()
+        if run.bar is not None:
+            run.bar.update()
+    return loss_sum, correct, steps * run.batch
+
+
+def tta_logits(model: nn.Module, x: torch.Tensor, tta: str = "flip") -> torch.Tensor:
+    """Logits of ``x`` averaged over test-time augmentations. Introduced in notebook 07.
+
+    ``"flip"``: the image and its mirror image. ``"flip-translate"`` (airbench94): half that, plus half the mean
+    over the image shifted one pixel up-left and one pixel down-right (reflect padding), each with its mirror.
+    """
+    def mirrored(images: torch.Tensor) -> torch.Tensor:
+        logits = model(images).float()
+        return logits if tta == "none" else (logits + model(images.flip(3)).float()) / 2
+
+    logits = mirrored(x)
+    if tta == "flip-translate":
+        padded = F.pad(x, (1, 1, 1, 1), mode="reflect")
+        h, w = x.shape[2:]
+        shifted = (mirrored(padded[:, :, :h, :w]) + mirrored(padded[:, :, 2:, 2:])) / 2
+        logits = (logits + shifted) / 2
+    return logits
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, split: DeviceData, tta: str = "flip", batch_size: int = 2000) -> float:
+    """Accuracy (a fraction) on ``split`` with test-time augmentation ``tta`` (see :func:`tta_logits`).
+
+    Introduced in notebook 05.
+    """
+    validation.choice("tta", tta, TTA_MODES)
+    was_training = model.training
+    model.eval()
+    device = split.images.device
+    fmt = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+    for start in range(0, len(split), batch_size):
+        x = split.normalised(slice(start, start + batch_size)).contiguous(memory_format=fmt)
+        with _autocast(device):
+            logits = tta_logits(model, x, tta)
+        correct += (logits.argmax(1) == split.labels[start : start + batch_size]).sum()
+    model.train(was_training)
+    return correct.item() / len(split)
+
+
 def train_flops_per_image(model: nn.Module, device: torch.device, image_shape: Sequence[int] = (3, 32, 32)) -> float:
     """Floating-point operations to train on one image: 3x a forward pass (the backward pass costs about twice the
     forward), with the forward counted by ``FlopCounterMode`` (convolutions and matmuls; one multiply-add = 2 FLOP).
 
     Counted in eval mode, so BatchNorm statistics are not touched. Introduced in notebook 07.
     """
-    from torch.utils.flop_counter import FlopCounterMode
-
     was_training = model.training
     model.eval()
     counter = FlopCounterMode(display=False)
@@ -327,94 +497,24 @@ def train_flops_per_image(model: nn.Module, device: torch.device, image_shape: S
     return 3.0 * counter.get_total_flops()
 
 
-@torch.no_grad()
-def evaluate(model: nn.Module, split: DeviceData, tta: bool = True, batch_size: int = 1000) -> float:
-    """Accuracy (a fraction) on ``split``; with ``tta`` the logits of each image and its mirror image are averaged.
-
-    Introduced in notebook 07.
-    """
-    was_training = model.training
-    model.eval()
-    device = split.images.device
-    fmt = torch.channels_last if device.type == "cuda" else torch.contiguous_format
-    correct = torch.zeros((), dtype=torch.int64, device=device)
-    for start in range(0, len(split), batch_size):
-        x = split.normalised(slice(start, start + batch_size), fmt)
-        with _autocast(device):
-            logits = model(x).float()
-            if tta:  # flip test-time augmentation: a free ~0.3-0.5 points on CIFAR-10
-                logits = logits + model(x.flip(3)).float()
-        correct += (logits.argmax(1) == split.labels[start : start + batch_size]).sum()
-    model.train(was_training)
-    return correct.item() / len(split)
-
-
-def _synchronize(device: torch.device) -> None:
-    """Wait for the device: GPU work is asynchronous, so a clock read without this measures only the launches."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Checkpoints
-
-
-def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
-    """``torch.save`` to a temporary file beside ``path``, then rename: an interrupted save never breaks ``path``.
-
-    Introduced in notebook 07.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(state, handle)
-        os.replace(tmp, path)  # atomic on POSIX and Windows: readers see the old file or the new one
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Load a checkpoint with ``weights_only=True`` (tensors and plain containers only: no code runs on load).
-
-    Introduced in notebook 07.
-    """
-    return torch.load(path, map_location="cpu", weights_only=True)
-
-
-def _rng_state() -> dict[str, Any]:
-    state = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# The training loop
-
-
 @dataclass
 class TrainResult:
-    """What :func:`fit` returns. Introduced in notebook 07.
+    """What :func:`fit` returns. Introduced in notebook 05.
 
-    ``test_acc`` is the final test accuracy (a fraction, with flip TTA); ``seconds`` the training time with the
-    device synchronised (evaluation and checkpoint writes excluded); ``history`` one dict per epoch (``epoch``,
-    ``train_loss``, ``train_acc``, ``test_acc``, ``seconds`` so far); ``time_to_target`` the training seconds at
-    the end of the first epoch whose test accuracy reached ``target_acc`` (None if never, or no target).
+    ``test_acc``: the final test accuracy (a fraction, with the config's TTA). ``seconds``: training time with the
+    device synchronised (data-dependent initialisation and training steps; evaluations and checkpoint writes
+    excluded); ``eval_seconds``: the final evaluation; ``total_seconds``: both, the time a speed run reports.
+    ``history``: one dict per epoch (``epoch``, ``train_loss``, ``train_acc``, ``test_acc`` or None when not
+    evaluated, ``seconds`` so far). ``time_to_target``: training seconds at the end of the first evaluated epoch
+    whose accuracy reached ``target_acc``, plus one final evaluation (None if never). ``warmup_seconds``: the
+    uncounted warm-up (cuDNN's kernel search, compilation).
     """
 
     test_acc: float
     seconds: float
-    epochs: int
-    history: list[dict[str, float]]
+    eval_seconds: float
+    epochs: float
+    history: list[dict[str, Any]]
     time_to_target: float | None
     target_acc: float | None
     parameters: int  # trainable ones
@@ -422,344 +522,186 @@ class TrainResult:
     tflops: float  # achieved TFLOP/s over the training time
     images_per_second: float  # all processes together
     device: str
-    settings: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
     world_size: int = 1  # processes that trained together (torchrun)
+    warmup_seconds: float = 0.0
+
+    @property
+    def total_seconds(self) -> float:
+        return self.seconds + self.eval_seconds
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (what ``--json`` writes)."""
-        return asdict(self)
+        """A JSON-ready dict (what ``--json`` writes), ``total_seconds`` included."""
+        return asdict(self) | {"total_seconds": self.total_seconds}
 
 
-def _check_settings(epochs, batch_size, lr, momentum, weight_decay, label_smoothing, plp, target_acc, warmup) -> None:
-    def positive_int(name, value):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name}={value!r} must be a positive integer")
-
-    positive_int("epochs", epochs)
-    positive_int("batch_size", batch_size)
-    for name, value, low, high in (
-        ("lr", lr, 0.0, math.inf),
-        ("momentum", momentum, 0.0, 1.0),
-        ("weight_decay", weight_decay, 0.0, math.inf),
-        ("label_smoothing", label_smoothing, 0.0, 1.0),
-        ("warmup", warmup, 0.0, 1.0),
-    ):
-        if not isinstance(value, (int, float)) or not low <= value < high or (name == "lr" and value == 0):
-            extra = " and > 0" if name == "lr" else ""
-            raise ValueError(f"{name}={value!r} must be a number in [{low}, {high}){extra}")
-    if target_acc is not None and not (isinstance(target_acc, (int, float)) and 0 < target_acc <= 1):
-        raise ValueError(f"target_acc={target_acc!r} must be None or a fraction in (0, 1]")
-    if plp is not None and not isinstance(plp, dict):
-        raise TypeError(
-            f"plp must be None or a dict of PLP keyword arguments (prediction_step, cycle), got {type(plp).__name__}"
-        )
-
-
-def fit(
-    model: nn.Module | str,
-    ds: data.ImageData,
-    *,
-    epochs: int,
-    batch_size: int = 128,
-    lr: float = 0.1,
-    momentum: float = 0.9,
-    nesterov: bool = True,
-    weight_decay: float = 5e-4,
-    label_smoothing: float = 0.0,
-    plp: dict[str, Any] | None = None,
-    augment: bool = True,
-    seed: int = 0,
-    device: str | torch.device | None = None,
-    target_acc: float | None = None,
-    progress: bool = True,
-    warmup: float = 0.2,
-    compile: bool = False,
-    checkpoint: str | os.PathLike | None = None,
-    resume: bool = False,
-    sync_bn: bool = False,
-) -> TrainResult:
-    """Train ``model`` on ``ds`` and evaluate it after every epoch; the trainer of notebooks 05, 06 and 07.
-
-    ``model`` is a module (initialised by the caller: seed before building it) or a name for :func:`build_model`
-    (built after seeding with ``seed``). ``plp``: None, or keyword arguments of :class:`dcnn_helpers.plp.PLP`
-    (``prediction_step``, ``cycle``) to wrap the SGD optimiser. ``seed`` fixes the data order and augmentation.
-    ``warmup`` is the fraction of steps with a rising learning rate. ``checkpoint``: a file written after every
-    epoch; with ``resume`` training continues from it (a missing file starts afresh). Inside a process group
-    (``torchrun``, see :mod:`dcnn_helpers.distributed`) ``batch_size`` is the global batch, split over the ranks;
-    ``sync_bn`` uses SyncBatchNorm there. Introduced in notebook 07.
-    """
-    _check_settings(epochs, batch_size, lr, momentum, weight_decay, label_smoothing, plp, target_acc, warmup)
-    if not isinstance(ds, data.ImageData):
-        raise TypeError(f"ds must be a dcnn_helpers.data.ImageData, got {type(ds).__name__}")
-    if resume and checkpoint is None:
-        raise ValueError("resume=True needs a checkpoint path")
-    device = config.device(str(device) if device is not None else None)
+def _start(model: nn.Module, ds: data.ImageData, cfg: TrainConfig, device: torch.device, compile: bool,
+           sync_bn: bool, progress: bool) -> Run:
+    """Set up a run: data on the device, model prepared, optimiser, schedule and look-ahead built."""
     rank, world_size = distributed.world()
-    share = distributed.local_batch(min(batch_size, len(ds.train_labels)), world_size)  # each rank's part of a batch
-    if isinstance(model, str):
-        # Not deterministic: cuDNN may then pick its fastest kernels (bit-exact runs are promised on CPU only).
-        config.seed_everything(seed, deterministic=False)
-        model = build_model(model, ds.num_classes)
-    settings = dict(
-        epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum, nesterov=nesterov,
-        weight_decay=weight_decay, label_smoothing=label_smoothing, plp=plp, augment=augment, seed=seed,
-        warmup=warmup, n_train=len(ds.train_labels), n_test=len(ds.test_labels),
-    )
-
+    batch = min(cfg.batch_size, len(ds.train_labels))
+    share = distributed.local_batch(batch, world_size)  # this process's part of each batch (checked first)
     train_split, test_split = to_device(ds, device)
     net, step_model = prepare_model(model, device, compile, sync_bn)
-    fmt = torch.channels_last if device.type == "cuda" else torch.contiguous_format
-    steps = steps_per_epoch(len(train_split), batch_size)
-    batch = min(batch_size, len(train_split))
+    per_epoch = steps_per_epoch(len(train_split), batch)
+    total = max(math.ceil(cfg.epochs * per_epoch), 1)
+    optimizer = build_optimizer(net, cfg)
+    base = optimizer.base if isinstance(optimizer, PLP) else optimizer  # the schedule acts on the base SGD
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        base, lambda step: schedule_factor(min(step, total - 1), total, cfg.schedule, cfg.warmup))
+    bar = config.progress(total=total, desc=f"training {cfg.model} on {device.type}",
+                          **({} if progress and rank == 0 else {"disable": True}))
+    return Run(cfg, net, step_model, optimizer, scheduler, LookAhead(net) if cfg.ema else None, train_split,
+               test_split, torch.Generator().manual_seed(cfg.seed), batch, share,
+               per_epoch, total, memory_format=torch.channels_last if device.type == "cuda" else torch.contiguous_format,
+               bar=bar)
 
-    # Nesterov SGD over the trainable parameters, optionally wrapped by PLP; the schedule acts on the base SGD.
-    base = torch.optim.SGD(
-        [p for p in net.parameters() if p.requires_grad], lr=lr, momentum=momentum, nesterov=nesterov,
-        weight_decay=weight_decay,
+
+def _warm_up(run: Run, compile: bool) -> float:
+    """Seconds of an uncounted warm-up: two steps and one evaluation on a throw-away copy of the model (CUDA only).
+
+    cuDNN picks its kernels per shape on first use, and ``torch.compile`` compiles on the first call: both would
+    otherwise be counted as training time of the first epoch.
+    """
+    device = run.train.images.device
+    if device.type != "cuda" or distributed.world()[1] > 1:
+        return 0.0
+    _synchronize(device)
+    started = time.perf_counter()
+    twin = copy.deepcopy(run.net)
+    twin_step = torch.compile(twin) if compile else twin
+    sgd = torch.optim.SGD([p for p in twin.parameters() if p.requires_grad], lr=0.0)
+    index = torch.arange(run.share, device=device) % len(run.train)
+    for _ in range(2):
+        with _autocast(device):
+            loss = twin_step(run.train.normalised(index).contiguous(memory_format=run.memory_format)).float().sum()
+        loss.backward()
+        sgd.step()
+    evaluate(twin_step, run.test, run.cfg.tta)
+    _synchronize(device)
+    return time.perf_counter() - started
+
+
+def _checkpoint_state(run: Run, epoch: int, seconds: float, history: list, data_sizes: dict) -> dict[str, Any]:
+    return dict(
+        settings=run.cfg.to_dict(), data=data_sizes, model=run.net.state_dict(),
+        optimizer=run.optimizer.state_dict(), scheduler=run.scheduler.state_dict(),
+        lookahead=run.lookahead.state_dict() if run.lookahead is not None else None,
+        rng=checkpoint.rng_state() | {"data": run.generator.get_state()}, epoch=epoch, step=run.step,
+        seconds=seconds, history=history, world_size=distributed.world()[1],
     )
-    if plp is not None:
-        from .plp import PLP
 
-        optimizer = PLP(base, **plp)
-    else:
-        optimizer = base
-    scheduler = torch.optim.lr_scheduler.LambdaLR(base, lambda step: lr_factor(step, epochs * steps, warmup))
-    generator = torch.Generator().manual_seed(seed)
 
-    start_epoch, seconds, history = 0, 0.0, []
-    state = load_checkpoint(checkpoint) if resume and Path(checkpoint).is_file() else None
-    if state is not None:
-        distributed.check_resume_world(state.get("world_size", 1), world_size, checkpoint)
-        changed = {k: (state["settings"].get(k), v) for k, v in settings.items() if state["settings"].get(k) != v}
-        if changed:
-            raise ValueError(f"checkpoint {checkpoint} was written with other settings (saved, now): {changed}")
-        net.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        generator.set_state(state["rng"]["data"])
-        _set_rng_state(state["rng"])
-        start_epoch, seconds, history = state["epoch"], state["seconds"], state["history"]
-    elif hasattr(net, "init_from_data"):  # data-dependent initialisation (FastNet's whitening filters)
-        net.init_from_data(train_split.normalised(slice(0, 5000)))
-    distributed.broadcast_state(net)  # every rank starts from rank 0's weights
+def _resume(run: Run, state: dict[str, Any]) -> tuple[int, float, list]:
+    """Load a checkpoint's state into ``run``; returns (epochs done, seconds so far, history)."""
+    run.net.load_state_dict(state["model"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.scheduler.load_state_dict(state["scheduler"])
+    if run.lookahead is not None:
+        run.lookahead.load_state_dict(state["lookahead"])
+    run.generator.set_state(state["rng"]["data"])
+    checkpoint.set_rng_state(state["rng"])
+    run.step = state["step"]
+    run.bar.update(run.step)
+    return state["epoch"], state["seconds"], state["history"]
 
-    flops_per_image = train_flops_per_image(net, device)
-    bar = config.progress(
-        total=epochs * steps, initial=start_epoch * steps, desc=f"training on {device.type}",
-        **({} if progress and rank == 0 else {"disable": True}),
-    )
+
+def fit(model: nn.Module, ds: data.ImageData, cfg: TrainConfig, *, device: str | torch.device | None = None,
+        target_acc: float | None = None, progress: bool = True, compile: bool = False,
+        checkpoint_path: str | os.PathLike | None = None, resume: bool = False, sync_bn: bool = False) -> TrainResult:
+    """Train ``model`` on ``ds`` as ``cfg`` says; evaluate after every epoch (or the last). Introduced in notebook 05.
+
+    ``checkpoint_path``: written after every epoch; with ``resume`` training continues from it (a missing file
+    starts afresh; another model or other settings are refused before any work). Under ``torchrun`` the batch
+    size is the global batch. ``compile`` uses ``torch.compile``; its compilation is part of the warm-up.
+    """
+    _check_run_arguments(model, ds, cfg, target_acc, checkpoint_path, resume)
+    device = config.device(str(device) if device is not None else None)
+    data_sizes = {"n_train": len(ds.train_labels), "n_test": len(ds.test_labels)}
+    state = None
+    if resume and Path(checkpoint_path).is_file():
+        state = checkpoint.load(checkpoint_path)  # refused with one line before any work if it does not fit
+        checkpoint.check_compatible(state, cfg.to_dict(), data_sizes, checkpoint_path)
+        distributed.check_resume_world(state.get("world_size", 1), distributed.world()[1], checkpoint_path)
+    run = _start(model, ds, cfg, device, compile, sync_bn, progress)
+    warmup_seconds = _warm_up(run, compile)
+    first_epoch, seconds, history = _resume(run, state) if state is not None else (0, 0.0, [])
+    if state is None:
+        _synchronize(device)
+        started = time.perf_counter()
+        if hasattr(run.net, "init_from_data"):  # data-dependent initialisation (FastNet's whitening filters)
+            run.net.init_from_data(run.train.normalised(slice(0, 5000)))
+        distributed.broadcast_state(run.net)  # every rank starts from rank 0's weights
+        _synchronize(device)
+        seconds += time.perf_counter() - started
+    epochs, eval_seconds = math.ceil(run.total_steps / run.steps_per_epoch), 0.0
     try:
-        for epoch in range(start_epoch, epochs):
-            plan = distributed.shard_epoch(epoch_plan(len(train_split), generator), steps, batch).to(device)
-            loss_sum = torch.zeros((), device=device)
-            correct = torch.zeros((), dtype=torch.int64, device=device)
-            net.train()
+        for epoch in range(first_epoch, epochs):
             _synchronize(device)
             started = time.perf_counter()
-            for step in range(steps):
-                index, shifts, flips = step_batch(plan, step, share)
-                x = train_split.normalised(index)
-                if augment:
-                    x = augment_batch(x, shifts, flips)
-                x = x.contiguous(memory_format=fmt)  # channels_last on CUDA
-                y = train_split.labels[index]
-                with _autocast(device):
-                    logits = step_model(x)
-                loss = F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                scheduler.step()  # per-step schedule: warm-up and decay are smooth even for few epochs
-                # Running sums stay on the device: reading them each step would stall the GPU pipeline.
-                loss_sum += loss.detach() * len(y)
-                correct += (logits.argmax(1) == y).sum()
-                bar.update()
-                if step % 20 == 0:
-                    bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}")
+            loss_sum, correct, seen = train_one_epoch(run, epoch)
             _synchronize(device)
             seconds += time.perf_counter() - started
             distributed.sum_over_ranks(loss_sum, correct)
-            distributed.broadcast_state(net)  # BatchNorm statistics: each rank updated its own; use rank 0's
-            test_acc = distributed.sharded_accuracy(
-                lambda part: evaluate(net, dataclasses.replace(
-                    test_split, images=test_split.images[part], labels=test_split.labels[part])),
-                len(test_split), device,
-            )
-            seen = steps * batch
-            history.append(dict(
-                epoch=epoch + 1, train_loss=loss_sum.item() / seen, train_acc=correct.item() / seen,
-                test_acc=test_acc, seconds=seconds,
-            ))
-            bar.set_postfix(epoch=epoch + 1, loss=f"{history[-1]['train_loss']:.3f}",
-                            train_acc=f"{history[-1]['train_acc']:.3f}", test_acc=f"{test_acc:.3f}")
-            if checkpoint is not None and rank == 0:
-                save_checkpoint(checkpoint, dict(
-                    model=net.state_dict(), optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
-                    rng=dict(_rng_state(), data=generator.get_state()), epoch=epoch + 1, seconds=seconds,
-                    history=history, settings=settings, world_size=world_size,
-                ))
+            distributed.broadcast_state(run.net)  # BatchNorm statistics: each rank updated its own; use rank 0's
+            last = epoch == epochs - 1
+            started = time.perf_counter()
+            test_acc = _evaluate_sharded(run) if cfg.eval_every_epoch or last else None
+            eval_seconds = time.perf_counter() - started  # the last one is the final, counted evaluation
+            history.append(dict(epoch=epoch + 1, train_loss=loss_sum.item() / seen, train_acc=correct.item() / seen,
+                                test_acc=test_acc, seconds=seconds))
+            run.bar.set_postfix(epoch=epoch + 1, loss=f"{history[-1]['train_loss']:.3f}", test_acc=test_acc)
+            if checkpoint_path is not None and distributed.is_main():
+                checkpoint.save(checkpoint_path, _checkpoint_state(run, epoch + 1, seconds, history, data_sizes))
     except KeyboardInterrupt:
-        bar.close()
-        where = f"; the checkpoint {checkpoint} holds epoch {len(history)}" if checkpoint is not None else ""
-        if rank == 0:
+        run.bar.close()
+        if distributed.is_main():
+            where = f"; the checkpoint {checkpoint_path} holds epoch {len(history)}" if checkpoint_path else ""
             print(f"interrupted during epoch {len(history) + 1}{where}", file=sys.stderr)
         raise
-    bar.close()
+    run.bar.close()
+    return _result(run, cfg, history, seconds, eval_seconds, warmup_seconds, target_acc, device)
 
-    reached = [h["seconds"] for h in history if target_acc is not None and h["test_acc"] >= target_acc]
-    images = epochs * steps * batch
+
+def _evaluate_sharded(run: Run) -> float:
+    """Test accuracy, each test image evaluated once by one process (:func:`distributed.sharded_accuracy`)."""
+    def part_accuracy(part: slice) -> float:
+        split = dataclasses.replace(run.test, images=run.test.images[part], labels=run.test.labels[part])
+        return evaluate(run.net, split, run.cfg.tta)
+
+    result = distributed.sharded_accuracy(part_accuracy, len(run.test), run.test.images.device)
+    _synchronize(run.test.images.device)
+    return result
+
+
+def _result(run: Run, cfg: TrainConfig, history: list, seconds: float, eval_seconds: float, warmup_seconds: float,
+            target_acc: float | None, device: torch.device) -> TrainResult:
+    reached = [h["seconds"] for h in history if target_acc is not None and (h["test_acc"] or 0) >= target_acc]
+    images = run.total_steps * run.batch
+    flops = train_flops_per_image(run.net, device)
     return TrainResult(
-        test_acc=history[-1]["test_acc"], seconds=seconds, epochs=epochs, history=history,
-        time_to_target=reached[0] if reached else None, target_acc=target_acc,
-        parameters=sum(p.numel() for p in net.parameters() if p.requires_grad), flops_per_image=flops_per_image,
-        tflops=flops_per_image * images / seconds / 1e12 if seconds > 0 else 0.0,
-        images_per_second=images / seconds if seconds > 0 else 0.0, device=str(device), settings=settings,
-        world_size=world_size,
+        test_acc=history[-1]["test_acc"], seconds=seconds, eval_seconds=eval_seconds,
+        epochs=run.total_steps / run.steps_per_epoch, history=history,
+        time_to_target=reached[0] + eval_seconds if reached else None, target_acc=target_acc,
+        parameters=sum(p.numel() for p in run.net.parameters() if p.requires_grad), flops_per_image=flops,
+        tflops=flops * images / seconds / 1e12 if seconds > 0 else 0.0,
+        images_per_second=images / seconds if seconds > 0 else 0.0, device=str(device), config=cfg.to_dict(),
+        world_size=distributed.world()[1], warmup_seconds=warmup_seconds,
     )
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# Notebook helpers: the hardware ceiling, image grids, learning curves
-
-
-def matmul_tflops(device: str | torch.device | None = None, size: int = 4096, repeats: int = 10) -> float:
-    """Achieved TFLOP/s of a large square matmul (bf16 on CUDA, float32 elsewhere): a practical compute ceiling.
-
-    The best of ``repeats`` timed products of two ``size x size`` matrices (``2 size^3`` FLOP each), after one
-    warm-up, with the device synchronised. Introduced in notebook 07.
-    """
-    device = config.device(str(device) if device is not None else None)
-    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-    a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
-    best = math.inf
-    for attempt in range(repeats + 1):
-        _synchronize(device)
-        started = time.perf_counter()
-        a @ b
-        _synchronize(device)
-        if attempt > 0:  # the first product pays for kernel selection and allocation
-            best = min(best, time.perf_counter() - started)
-    return 2 * size**3 / best / 1e12
-
-
-def image_grid(images: torch.Tensor, ncols: int) -> torch.Tensor:
-    """Tile uint8 images (N x H x W x 3, N a multiple of ``ncols``) into one image with 1-pixel white gaps.
-
-    Introduced in notebook 07.
-    """
-    n, h, w, c = images.shape
-    if n % ncols:
-        raise ValueError(f"ncols={ncols} must divide the number of images {n}")
-    padded = F.pad(images.permute(0, 3, 1, 2), (0, 1, 0, 1), value=255).permute(0, 2, 3, 1)
-    rows = padded.view(n // ncols, ncols, h + 1, w + 1, c).permute(0, 2, 1, 3, 4)
-    return rows.reshape(n // ncols * (h + 1), ncols * (w + 1), c)
-
-
-def plot_curves(axes, runs: dict[str, list[TrainResult]]) -> None:
-    """Test accuracy per epoch (``axes[0]``) and against training seconds (``axes[1]``: time-to-accuracy), one line
-    per run label, mean over its seeds. Introduced in notebook 07."""
-    for label, results in runs.items():
-        acc = torch.tensor([[h["test_acc"] for h in r.history] for r in results]).mean(0)
-        secs = torch.tensor([[h["seconds"] for h in r.history] for r in results]).mean(0)
-        style = "--" if "PLP" in label else "-"
-        (line,) = axes[0].plot(range(1, len(acc) + 1), acc, style, marker="o", ms=3, label=label)
-        axes[1].plot(secs, acc, style, marker="o", ms=3, color=line.get_color(), label=label)
-    axes[0].set(xlabel="epoch", ylabel="test accuracy (flip TTA)")
-    axes[0].xaxis.get_major_locator().set_params(integer=True)
-    axes[1].set(xlabel="training seconds (device synchronised)", ylabel="test accuracy", title="time to accuracy")
-    axes[0].legend(fontsize="small")
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Command line
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m dcnn_helpers.train",
-        description="Train a CIFAR network with the course trainer (notebook 07).",
-    )
-    parser.add_argument(
-        "--data", required=True, help="folder of the CIFAR cache (data_batch_*.npz, test_batch.npz), or its parent"
-    )
-    parser.add_argument("--model", required=True, help=MODEL_HELP)
-    parser.add_argument("--epochs", type=int, required=True)
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--lr", type=float, default=0.1)
-    parser.add_argument("--momentum", type=float, default=0.9)
-    parser.add_argument("--weight-decay", type=float, default=5e-4)
-    parser.add_argument("--label-smoothing", type=float, default=0.0)
-    parser.add_argument("--warmup", type=float, default=0.2, help="fraction of steps with a rising learning rate")
-    parser.add_argument("--plp", action="store_true", help="wrap SGD in parameters linear prediction (notebook 05)")
-    parser.add_argument("--no-augment", action="store_true", help="train without crop and flip")
-    parser.add_argument("--limit-train", type=int, default=None, metavar="N", help="use the first N training images")
-    parser.add_argument("--limit-test", type=int, default=None, metavar="N", help="use the first N test images")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda if available")
-    parser.add_argument("--compile", action="store_true", help="torch.compile the model (pays off for long runs)")
-    parser.add_argument("--checkpoint", default=None, metavar="PATH", help="write a checkpoint after every epoch")
-    parser.add_argument("--resume", action="store_true", help="continue from --checkpoint if it exists")
-    parser.add_argument(
-        "--target-acc", type=float, default=None, metavar="A", help="report the time to test accuracy A (a fraction)"
-    )
-    parser.add_argument("--json", default=None, metavar="PATH", help="write the result as JSON")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.add_argument("--sync-bn", action="store_true", help="under torchrun: BatchNorm over the global batch (GPU)")
-    parser.add_argument("--dist-backend", choices=distributed.BACKENDS, default=None,
-                        help="under torchrun: process-group backend (default: nccl on CUDA, gloo on CPU)")
-    parser.add_argument("--dist-timeout", type=float, default=distributed.DEFAULT_TIMEOUT_S, metavar="SECONDS",
-                        help="under torchrun: how long a rank waits for the others before failing (default: 300)")
-    return parser
-
-
-def _cache_folder(folder: Path) -> Path:
-    """``folder`` itself if it holds the cache files, else its ``cifar10`` subfolder if that does."""
-    nested = folder / data.CIFAR10_FOLDER
-    return nested if not (folder / data.TEST_FILE).exists() and (nested / data.TEST_FILE).exists() else folder
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """The command line (see the module docstring); returns the exit status. Introduced in notebook 07."""
-    parser = _parser()
-    args = parser.parse_args(argv)
-    if args.resume and args.checkpoint is None:
-        parser.error("--resume needs --checkpoint PATH")
-    group = contextlib.ExitStack()  # under torchrun: the process group, destroyed on every way out
-    with group:
-        try:
-            device = group.enter_context(
-                distributed.process_group(args.device, args.dist_backend, args.dist_timeout)
-            )
-            config.seed_everything(args.seed, deterministic=False)  # lets cuDNN choose its fastest kernels
-            ds = data.load_cifar(_cache_folder(Path(args.data))).subset(args.limit_train, args.limit_test)
-            model = build_model(args.model, ds.num_classes)
-        except (ValueError, TypeError, RuntimeError, data.DataError) as exc:
-            parser.error(str(exc))
-        try:
-            result = fit(
-                model, ds, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, momentum=args.momentum,
-                weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
-                plp={} if args.plp else None, augment=not args.no_augment, seed=args.seed, device=device,
-                target_acc=args.target_acc, progress=not args.quiet, warmup=args.warmup, compile=args.compile,
-                checkpoint=args.checkpoint, resume=args.resume, sync_bn=args.sync_bn,
-            )
-        except (ValueError, TypeError) as exc:
-            parser.error(str(exc))
-        except KeyboardInterrupt:
-            return 130
-        if not distributed.is_main():  # only rank 0 prints and writes the JSON
-            return 0
-    summary = result.to_dict() | {"model": args.model}
-    ttt = "not reached" if result.time_to_target is None else f"{result.time_to_target:.1f} s"
-    print(
-        f"{args.model}: test accuracy {result.test_acc:.4f} after {result.epochs} epochs, {result.seconds:.1f} s "
-        f"training ({result.images_per_second:.0f} img/s, {result.tflops:.3f} TFLOP/s); time to target: {ttt}"
-    )
-    if args.json is not None:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(summary, indent=2))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def _check_run_arguments(model: Any, ds: Any, cfg: Any, target_acc: Any, checkpoint_path: Any, resume: bool) -> None:
+    """Everything :func:`fit` checks before any work: types, the target, and that the checkpoint can be written."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module (build one by name with dcnn_helpers.models.build_model), "
+                        f"got {type(model).__name__}")
+    if not isinstance(ds, data.ImageData):
+        raise TypeError(f"ds must be a dcnn_helpers.data.ImageData, got {type(ds).__name__}")
+    if not isinstance(cfg, TrainConfig):
+        raise TypeError(f"cfg must be a dcnn_helpers.train.TrainConfig, got {type(cfg).__name__}")
+    if target_acc is not None:
+        validation.real("target_acc", target_acc, 0, 1, low_open=True)
+    if resume and checkpoint_path is None:
+        raise ValueError("resume=True needs a checkpoint_path")
+    if checkpoint_path is not None:
+        fileio.check_writable(checkpoint_path, "checkpoint")

@@ -12,11 +12,12 @@ import pytest
 import torch
 from torch import nn
 
-from dcnn_helpers import config, data, distributed, train
+from dcnn_helpers import bench, checkpoint, config, data, distributed, train
 
 HERE = Path(__file__).resolve().parent
-FIT = dict(epochs=2, batch_size=16, lr=0.05, augment=False, progress=False)  # 64 images: 4 steps per epoch
-CLI = ["--model", "resnet-8", "--epochs", "4", "--batch-size", "16", "--lr", "0.05", "--device", "cpu", "--quiet"]
+# 64 images: 4 steps per epoch; no augmentation
+CFG = train.TrainConfig(model="bn-free", epochs=2, batch_size=16, lr=0.05, translate=0, flip="none")
+CLI = ["train", "--model", "resnet-8", "--epochs", "4", "--batch-size", "16", "--lr", "0.05", "--device", "cpu", "--quiet"]
 
 # Run by torchrun in every rank. "equal": train bn_free_net with FIT (rank 0 saves its weights), then the CLI run.
 # "kill": the CLI run, whose rank 0 kills itself (SIGKILL) at its 10th step, inside epoch 3. Both log which rank
@@ -25,12 +26,12 @@ JOB = textwrap.dedent(
     """
     import os, signal, sys
     import torch
-    from dcnn_helpers import data, distributed, train
+    from dcnn_helpers import bench, checkpoint, data, distributed, train
     sys.path.insert(0, sys.argv[1])
-    from test_distributed import FIT, bn_free_net
+    from test_distributed import CFG, bn_free_net
 
     mode, cache, out, *argv = sys.argv[2:]
-    real_save, real_step_batch, calls = train.save_checkpoint, train.step_batch, []
+    real_save, real_step_batch, calls = checkpoint.save, train.step_batch, []
 
     def logged_save(path, state):
         with open(out + ".writers", "a") as log:
@@ -43,19 +44,18 @@ JOB = textwrap.dedent(
             os.kill(os.getpid(), signal.SIGKILL)
         return real_step_batch(*args)
 
-    train.save_checkpoint = logged_save
+    checkpoint.save = logged_save
     with distributed.process_group("cpu") as device:
         if mode == "equal":
             net = bn_free_net()
-            train.fit(net, data.load_cifar(cache), device=device, **FIT)
+            train.fit(net, data.load_cifar(cache), CFG, device=device, progress=False)
             if distributed.is_main():
                 torch.save(net.state_dict(), out)
         else:
             train.step_batch = killed_at_step_10
-        sys.exit(train.main(argv))
+        sys.exit(bench.main(argv))
     """
 )
-
 
 
 @pytest.fixture(scope="module")
@@ -87,15 +87,15 @@ def jobs(cache, tmp_path_factory):
     equal = torchrun(str(tmp / "job.py"), str(HERE), "equal", str(cache), str(tmp / "ddp.pt"), *clean)
     killed_argv = [*CLI, "--data", str(cache), "--checkpoint", str(tmp / "run.pt")]
     killed = torchrun(str(tmp / "job.py"), str(HERE), "kill", str(cache), str(tmp / "killed"), *killed_argv)
-    killed_checkpoint = train.load_checkpoint(tmp / "run.pt") if (tmp / "run.pt").exists() else None
-    resumed = torchrun("-m", "dcnn_helpers.train", *killed_argv, "--resume", "--json", str(tmp / "resumed.json"))
+    killed_checkpoint = checkpoint.load(tmp / "run.pt") if (tmp / "run.pt").exists() else None
+    resumed = torchrun("-m", "dcnn_helpers.bench", *killed_argv, "--resume", "--json", str(tmp / "resumed.json"))
     return dict(tmp=tmp, equal=equal, killed=killed, killed_checkpoint=killed_checkpoint, resumed=resumed)
 
 
 def test_two_gloo_processes_match_one_process(jobs, cache):
     assert jobs["equal"].returncode == 0, jobs["equal"].stderr[-3000:]
     single = bn_free_net()
-    train.fit(single, data.load_cifar(cache), device="cpu", **FIT)
+    train.fit(single, data.load_cifar(cache), CFG, device="cpu", progress=False)
     ddp = torch.load(jobs["tmp"] / "ddp.pt")
     assert not torch.equal(ddp["7.weight"], bn_free_net()[7].weight), "training changed the weights"
     for name, value in single.state_dict().items():
@@ -110,7 +110,7 @@ def test_only_rank_0_prints_and_writes(jobs):
     assert sorted(p.name for p in tmp.iterdir() if p.suffix in (".pt", ".json", ".part")) == [
         "clean.json", "clean.pt", "ddp.pt", "resumed.json", "run.pt"]
     result = json.loads((tmp / "clean.json").read_text())
-    assert result["world_size"] == 2 and result["settings"]["batch_size"] == 16
+    assert result["world_size"] == 2 and result["config"]["batch_size"] == 16
     assert result["images_per_second"] == pytest.approx(4 * 64 / result["seconds"])  # both ranks' images
 
 
@@ -122,7 +122,7 @@ def test_killed_job_resumes_exactly(jobs):
     resumed = json.loads((jobs["tmp"] / "resumed.json").read_text())
     for key in ("train_loss", "train_acc", "test_acc"):
         assert [h[key] for h in resumed["history"]] == [h[key] for h in clean["history"]], key
-    a, b = train.load_checkpoint(jobs["tmp"] / "clean.pt"), train.load_checkpoint(jobs["tmp"] / "run.pt")
+    a, b = checkpoint.load(jobs["tmp"] / "clean.pt"), checkpoint.load(jobs["tmp"] / "run.pt")
     assert b["epoch"] == 4
     for name, value in a["model"].items():
         assert torch.equal(value, b["model"][name]), name
@@ -130,7 +130,7 @@ def test_killed_job_resumes_exactly(jobs):
 
 def test_resume_with_another_number_of_processes_is_refused(jobs, cache, capsys):
     with pytest.raises(SystemExit):
-        train.main([*CLI, "--data", str(cache), "--checkpoint", str(jobs["tmp"] / "clean.pt"), "--resume"])
+        bench.main([*CLI, "--data", str(cache), "--checkpoint", str(jobs["tmp"] / "clean.pt"), "--resume"])
     assert "written by a job of 2 process(es), this job has 1" in capsys.readouterr().err
 
 
@@ -171,7 +171,8 @@ def test_indivisible_batch_names_both_numbers(cache, monkeypatch):
         distributed.local_batch(30, 4)
     monkeypatch.setattr(distributed, "world", lambda: (0, 4))  # as if rank 0 of 4: fit refuses before any exchange
     with pytest.raises(ValueError, match="batch size 30 is not divisible by the 4 processes"):
-        train.fit(bn_free_net(), data.load_cifar(cache), epochs=1, batch_size=30, device="cpu", progress=False)
+        train.fit(bn_free_net(), data.load_cifar(cache), train.TrainConfig(epochs=1, batch_size=30), device="cpu",
+                  progress=False)
 
 
 def test_nccl_without_gpus_and_cpu_sync_bn_are_refused(cache, monkeypatch, capsys):
@@ -182,7 +183,7 @@ def test_nccl_without_gpus_and_cpu_sync_bn_are_refused(cache, monkeypatch, capsy
     for name, value in (("RANK", "0"), ("WORLD_SIZE", "1"), ("LOCAL_RANK", "0")):
         monkeypatch.setenv(name, value)
     with pytest.raises(SystemExit):
-        train.main(["--data", str(cache), "--model", "fast", "--epochs", "1", "--device", "cpu",
+        bench.main(["train", "--data", str(cache), "--model", "fast", "--epochs", "1", "--device", "cpu",
                     "--dist-backend", "nccl"])
     assert "'nccl' needs one CUDA GPU per process" in capsys.readouterr().err
     monkeypatch.setattr(distributed, "world", lambda: (0, 2))

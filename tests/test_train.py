@@ -1,16 +1,13 @@
-"""dcnn_helpers.train: the CLI on a tiny fixture cache, exact resume, PLP through the trainer, bad arguments."""
+"""dcnn_helpers.train: TrainConfig validation, exact resume, PLP and the recipe's pieces through the trainer."""
 
-import json
-import subprocess
-import sys
+import dataclasses
+import inspect
 
 import pytest
 import torch
 from torch import nn
 
-from dcnn_helpers import config, data, plp, train
-
-
+from dcnn_helpers import checkpoint, config, data, models, plp, train
 
 
 @pytest.fixture(scope="module")
@@ -31,84 +28,92 @@ def tiny_net():
     )
 
 
-FIT = dict(epochs=3, batch_size=16, lr=0.05, device="cpu", progress=False)  # 64 images: 4 steps per epoch
-
-
-def test_cli_writes_the_json(cache, tmp_path, capsys):
-    out = tmp_path / "run.json"
-    argv = ["--data", str(cache.parent), "--model", "resnet-8", "--epochs", "2", "--batch-size", "32",
-            "--device", "cpu", "--target-acc", "0.1", "--json", str(out), "--quiet"]
-    assert train.main(argv) == 0
-    result = json.loads(out.read_text())
-    assert {"test_acc", "seconds", "epochs", "history", "time_to_target", "tflops", "model"} <= set(result)
-    assert result["epochs"] == 2 and [h["epoch"] for h in result["history"]] == [1, 2]
-    assert all({"train_loss", "train_acc", "test_acc", "seconds"} <= set(h) for h in result["history"])
-    assert 0 <= result["test_acc"] <= 1 and result["test_acc"] == result["history"][-1]["test_acc"]
-    reached = [h["seconds"] for h in result["history"] if h["test_acc"] >= 0.1]
-    assert result["time_to_target"] == (reached[0] if reached else None)
-    assert result["settings"]["n_train"] == 64 and result["parameters"] > 0 and result["tflops"] > 0
-    assert "resnet-8: test accuracy" in capsys.readouterr().out
-
-
-def test_module_runs_as_a_command():
-    run = subprocess.run([sys.executable, "-m", "dcnn_helpers.train", "--help"], capture_output=True, text=True,
-                         cwd=config.REPO_ROOT, timeout=60)
-    assert run.returncode == 0 and "--target-acc" in run.stdout and "dmrnet-DEPTH" in run.stdout
+CFG = train.TrainConfig(model="tiny", epochs=3, batch_size=16, lr=0.05)  # 64 images: 4 steps per epoch
+RUN = dict(device="cpu", progress=False)
 
 
 @pytest.mark.parametrize(
-    "extra, message",
+    "change, error, message",
     [
-        (["--model", "vgg-16"], "not a known model"),
-        (["--model", "resnet-7"], "6n + 2"),
-        (["--model", "dmrnet-0"], "6n + 2"),
-        (["--model", "fast", "--resume"], "--resume needs --checkpoint"),
+        (dict(epochs=0), ValueError, "epochs=0.0 must lie in"),
+        (dict(epochs=float("nan")), ValueError, "epochs=nan must be a finite number"),
+        (dict(batch_size=0), ValueError, "batch_size=0 must be at least 1"),
+        (dict(batch_size=2.0), TypeError, "batch_size must be an integer"),
+        (dict(lr=0.0), ValueError, "lr=0.0 must lie in"),
+        (dict(lr=float("inf")), ValueError, "lr=inf must be a finite number"),
+        (dict(momentum=1.0), ValueError, "momentum=1.0"),
+        (dict(label_smoothing=1.0), ValueError, "label_smoothing=1.0"),
+        (dict(schedule="cosine"), ValueError, "schedule='cosine' is not allowed"),
+        (dict(tta="mirror"), ValueError, "tta='mirror' is not allowed"),
+        (dict(flip="sometimes"), ValueError, "flip='sometimes'"),
+        (dict(ema=1), TypeError, "ema must be True or False"),
+        (dict(plp="1"), TypeError, "plp must be a real number"),
+        (dict(whiten_bias_epochs=-1), ValueError, "whiten_bias_epochs=-1"),
+        (dict(model=""), TypeError, "model must be a non-empty name"),
     ],
 )
-def test_bad_arguments_exit_with_a_message(cache, capsys, extra, message):
-    argv = ["--data", str(cache), "--epochs", "1", "--device", "cpu"]
-    if "--model" not in extra:
-        argv += ["--model", "fast"]
-    with pytest.raises(SystemExit) as exit_info:
-        train.main(argv + extra)
-    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+def test_config_validates_every_setting(change, error, message):
+    with pytest.raises(error, match=message):
+        dataclasses.replace(CFG, **change)
 
 
-def test_missing_data_says_which_files(tmp_path, capsys):
-    with pytest.raises(SystemExit):
-        train.main(["--data", str(tmp_path), "--model", "fast", "--epochs", "1"])
-    assert "missing data_batch_1.npz" in capsys.readouterr().err
+def test_config_is_frozen_and_round_trips_through_a_dict():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        CFG.lr = 1.0
+    assert train.TrainConfig.from_dict(CFG.to_dict()) == CFG
+    with pytest.raises(ValueError, match="unknown training settings"):
+        train.TrainConfig.from_dict(CFG.to_dict() | {"lr_max": 1})
+    import numpy as np
+
+    assert train.TrainConfig(batch_size=np.int64(8), lr=np.float32(0.5)).batch_size == 8
 
 
 @pytest.mark.parametrize(
-    "kwargs, error",
+    "kwargs, error, message",
     [
-        (dict(epochs=0), ValueError),
-        (dict(epochs=1, batch_size=0), ValueError),
-        (dict(epochs=1, lr=0.0), ValueError),
-        (dict(epochs=1, label_smoothing=1.0), ValueError),
-        (dict(epochs=1, target_acc=94), ValueError),
-        (dict(epochs=1, plp=3), TypeError),
-        (dict(epochs=1, resume=True), ValueError),
+        (dict(target_acc=94), ValueError, "target_acc=94.0 must lie in"),
+        (dict(resume=True), ValueError, "resume=True needs a checkpoint_path"),
     ],
 )
-def test_fit_rejects_bad_settings(ds, kwargs, error):
-    with pytest.raises(error):
-        train.fit(tiny_net(), ds, **kwargs)
+def test_fit_rejects_bad_arguments(ds, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        train.fit(tiny_net(), ds, CFG, **RUN, **kwargs)
 
 
-def test_model_names():
-    assert isinstance(train.build_model("fast-w2"), train.FastNet)
-    assert train.build_model("fast", num_classes=100).body[-1].out_features == 100
-    wide = sum(p.numel() for p in train.build_model("resnet-8-w2").parameters())
-    assert wide > sum(p.numel() for p in train.build_model("resnet-8").parameters())
+def test_fit_checks_types_and_the_checkpoint_path_before_any_work(ds, tmp_path):
+    with pytest.raises(TypeError, match="model must be a torch.nn.Module"):
+        train.fit("resnet-8", ds, CFG, **RUN)
+    with pytest.raises(TypeError, match="cfg must be a dcnn_helpers.train.TrainConfig"):
+        train.fit(tiny_net(), ds, {"epochs": 1}, **RUN)
+    with pytest.raises(ValueError, match="is a folder"):
+        train.fit(tiny_net(), ds, CFG, checkpoint_path=tmp_path, **RUN)
+
+
+def test_history_times_and_result(ds):
+    result = train.fit(tiny_net(), ds, CFG, target_acc=0.01, **RUN)
+    assert [h["epoch"] for h in result.history] == [1, 2, 3] and result.epochs == 3
+    assert all(h["test_acc"] is not None for h in result.history)
+    assert result.test_acc == result.history[-1]["test_acc"]
+    assert result.total_seconds == result.seconds + result.eval_seconds
+    assert result.time_to_target == result.history[0]["seconds"] + result.eval_seconds
+    assert result.config == CFG.to_dict() and result.warmup_seconds == 0.0  # no warm-up on CPU
+    assert result.to_dict()["total_seconds"] == result.total_seconds
+
+
+def test_fractional_epochs_stop_inside_the_last_epoch(ds, monkeypatch):
+    steps = []
+    real = train.step_batch
+    monkeypatch.setattr(train, "step_batch", lambda *a: steps.append(1) or real(*a))
+    result = train.fit(tiny_net(), ds, dataclasses.replace(CFG, epochs=1.5, eval_every_epoch=False), **RUN)
+    assert len(steps) == 6 and result.epochs == 1.5  # 4 + 2 steps
+    assert [h["test_acc"] is None for h in result.history] == [True, False]  # only the final evaluation
 
 
 def test_resume_after_ctrl_c_is_bit_identical(ds, tmp_path, monkeypatch):
-    """Interrupt in the middle of epoch 3 (PLP mid-cycle), resume, and end exactly where a clean run ends."""
-    options = FIT | dict(epochs=4, plp={"prediction_step": 1.0, "cycle": 3}, label_smoothing=0.1)
+    """Interrupt in the middle of epoch 3 (PLP mid-cycle, look-ahead on), resume, end where a clean run ends."""
+    cfg = dataclasses.replace(CFG, epochs=4, plp=1.0, label_smoothing=0.1, ema=True, flip="alternate")
     clean_model = tiny_net()
-    clean = train.fit(clean_model, ds, checkpoint=tmp_path / "clean.pt", **options)
+    clean = train.fit(clean_model, ds, cfg, checkpoint_path=tmp_path / "clean.pt", **RUN)
 
     calls, real_step_batch = [], train.step_batch
 
@@ -121,25 +126,34 @@ def test_resume_after_ctrl_c_is_bit_identical(ds, tmp_path, monkeypatch):
     path = tmp_path / "run.pt"
     monkeypatch.setattr(train, "step_batch", ctrl_c_in_epoch_3)
     with pytest.raises(KeyboardInterrupt):
-        train.fit(tiny_net(), ds, checkpoint=path, **options)
+        train.fit(tiny_net(), ds, cfg, checkpoint_path=path, **RUN)
     monkeypatch.setattr(train, "step_batch", real_step_batch)
-    saved = train.load_checkpoint(path)
-    assert saved["epoch"] == 2 and saved["optimizer"]["step_in_cycle"] == 8 % 3
+    saved = checkpoint.load(path)
+    assert saved["epoch"] == 2 and saved["step"] == 8 and saved["optimizer"]["step_in_cycle"] == 8 % 3
+    assert saved["settings"]["model"] == "tiny" and saved["data"] == {"n_train": 64, "n_test": 24}
     assert not list(tmp_path.glob(".*.part")), "no temporary file is left behind"
 
     resumed_model = tiny_net()
-    resumed = train.fit(resumed_model, ds, checkpoint=path, resume=True, **options)
+    resumed = train.fit(resumed_model, ds, cfg, checkpoint_path=path, resume=True, **RUN)
     assert [h["test_acc"] for h in resumed.history] == [h["test_acc"] for h in clean.history]
     assert [h["train_loss"] for h in resumed.history] == [h["train_loss"] for h in clean.history]
     for (name, a), b in zip(clean_model.state_dict().items(), resumed_model.state_dict().values()):
         assert torch.equal(a, b), name
 
 
-def test_resume_refuses_other_settings(ds, tmp_path):
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(lr=0.2), r"other settings \(lr: 0.05 -> 0.2\)"),
+        (dict(model="other"), "belongs to model 'tiny', not 'other'"),
+    ],
+)
+def test_resume_refuses_another_model_or_other_settings_in_one_line(ds, tmp_path, change, message):
     path = tmp_path / "run.pt"
-    train.fit(tiny_net(), ds, checkpoint=path, **FIT | dict(epochs=1))
-    with pytest.raises(ValueError, match="other settings"):
-        train.fit(tiny_net(), ds, checkpoint=path, resume=True, **FIT | dict(epochs=1, lr=0.2))
+    one_epoch = dataclasses.replace(CFG, epochs=1)
+    train.fit(tiny_net(), ds, one_epoch, checkpoint_path=path, **RUN)
+    with pytest.raises(checkpoint.CheckpointError, match=message):
+        train.fit(tiny_net(), ds, dataclasses.replace(one_epoch, **change), checkpoint_path=path, resume=True, **RUN)
 
 
 def test_plp_runs_through_the_trainer(ds, monkeypatch):
@@ -151,11 +165,62 @@ def test_plp_runs_through_the_trainer(ds, monkeypatch):
 
     monkeypatch.setattr(plp.PLP, "_predict", counting_predict)
     plain_model, plp_model = tiny_net(), tiny_net()
-    train.fit(plain_model, ds, **FIT)
+    train.fit(plain_model, ds, CFG, **RUN)
     assert predictions == []
-    train.fit(plp_model, ds, plp={"cycle": 4}, **FIT)
-    assert len(predictions) == 3 * 4 // 4  # 12 steps, one prediction per cycle of 4
+    train.fit(plp_model, ds, dataclasses.replace(CFG, plp=1.0), **RUN)
+    assert len(predictions) == 12 // 3  # 12 steps, one prediction per cycle of 3
     assert not torch.equal(plain_model[-1].weight, plp_model[-1].weight)
+
+
+def test_optimizer_groups_bias_learning_rate_and_decoupled_decay():
+    net = tiny_net()
+    cfg = dataclasses.replace(CFG, bn_bias_lr_scale=64.0, weight_decay=1e-3, decoupled_weight_decay=True,
+                              freeze_bn_scales=True)
+    sgd = train.build_optimizer(net, cfg)
+    others, biases = sgd.param_groups
+    assert biases["params"] == [net[1].bias] and not net[1].weight.requires_grad
+    assert biases["lr"] == 64 * others["lr"]
+    assert biases["lr"] * biases["weight_decay"] == pytest.approx(others["lr"] * others["weight_decay"])
+    coupled = train.build_optimizer(tiny_net(), dataclasses.replace(cfg, decoupled_weight_decay=False))
+    assert coupled.param_groups[1]["weight_decay"] == coupled.param_groups[0]["weight_decay"]
+    assert isinstance(train.build_optimizer(tiny_net(), dataclasses.replace(CFG, plp=1.0)), plp.PLP)
+
+
+def test_linear_schedule_warms_up_then_decays():
+    factors = [train.schedule_factor(step, 10, "linear", warmup=0.2) for step in range(10)]
+    assert factors[:3] == [0.5, 1.0, 1.0] and factors[-1] == 1 / 8
+    assert all(a > b for a, b in zip(factors[2:], factors[3:]))
+
+
+def test_triangle_schedule_matches_airbench94():
+    total = 476  # airbench94: ceil(48 steps x 9.9 epochs)
+    factors = [train.schedule_factor(step, total, "triangle", warmup=0.23) for step in range(total + 1)]
+    peak = int(0.23 * total)
+    assert factors[0] == pytest.approx(0.2) and factors[peak] == pytest.approx(1.0)
+    assert factors[total] == pytest.approx(0.07) and max(factors) == pytest.approx(1.0)
+
+
+def test_lookahead_averages_and_ends_on_the_average():
+    net = nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        net.weight.fill_(0.0)
+    ahead = train.LookAhead(net)
+    with torch.no_grad():
+        net.weight.fill_(1.0)
+    ahead.update(0.75)  # average = 0.75 * 0 + 0.25 * 1
+    assert net.weight.item() == 0.25
+    assert train.LookAhead.decay(0, 100) == 0 and train.LookAhead.decay(100, 100) == 1.0
+    assert train.LookAhead.decay(50, 100) == pytest.approx(0.95**5 / 8)
+
+
+def test_alternate_flips_show_each_image_both_ways_every_two_epochs():
+    n = 100
+    plans = [train.epoch_plan(n, torch.Generator().manual_seed(e), 2, "alternate", epoch=e, seed=3)
+             for e in range(2)]
+    by_image = [torch.empty(n, dtype=torch.bool).index_put_((p.order,), p.flips) for p in plans]
+    assert torch.equal(by_image[0], ~by_image[1])
+    assert 20 < int(by_image[0].sum()) < 80
+    assert not train.epoch_plan(n, torch.Generator(), 2, "none").flips.any()
 
 
 def test_augment_batch_crops_and_flips():
@@ -167,12 +232,26 @@ def test_augment_batch_crops_and_flips():
     assert torch.equal(shifted[0, :, :, :30], x[0, :, :, 2:])  # 2 columns to the left
     assert torch.equal(shifted[1, :, 4:, :], x[1, :, :28, :])  # 4 rows down
     assert torch.equal(shifted[1, :, 3, :], x[1, :, 1, :])  # reflect padding mirrors row 1 above row 0
+    assert torch.equal(train.augment_batch(x, torch.zeros(2, 2, dtype=torch.long), torch.tensor([False] * 2), 0), x)
 
 
-def test_lr_schedule_warms_up_then_decays():
-    factors = [train.lr_factor(step, 10, warmup=0.2) for step in range(10)]
-    assert factors[:3] == [0.5, 1.0, 1.0] and factors[-1] == 1 / 8
-    assert all(a > b for a, b in zip(factors[2:], factors[3:]))
+def test_tta_modes():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.LazyLinear(2))
+    x = torch.randn(5, 3, 32, 32)
+    net(x)
+    mirrored = (net(x) + net(x.flip(3))) / 2
+    assert torch.allclose(train.tta_logits(net, x, "none"), net(x))
+    assert torch.allclose(train.tta_logits(net, x, "flip"), mirrored)
+    padded = torch.nn.functional.pad(x, (1, 1, 1, 1), mode="reflect")
+    shifts = [padded[:, :, :32, :32], padded[:, :, 2:, 2:]]
+    expected = 0.5 * mirrored + 0.25 * sum((net(s) + net(s.flip(3))) / 2 for s in shifts)
+    assert torch.allclose(train.tta_logits(net, x, "flip-translate"), expected, atol=1e-6)
+
+
+def test_train_one_epoch_is_short_enough_to_read_whole():
+    assert len(inspect.getsource(train.train_one_epoch).splitlines()) <= 40
+    assert len(inspect.getsource(train.fit).splitlines()) <= 60
 
 
 def test_flops_of_a_linear_model():
@@ -180,25 +259,21 @@ def test_flops_of_a_linear_model():
     assert train.train_flops_per_image(model, torch.device("cpu")) == 3 * 2 * 3072 * 10
 
 
-def test_fastnet_whitening_decorrelates_patches():
-    torch.manual_seed(0)
-    images = torch.randn(64, 3, 32, 32) @ torch.randn(32, 32) * 0.2  # correlated pixels
-    net = train.FastNet()
-    trainable = [name for name, p in net.named_parameters() if p.requires_grad]
-    net.init_from_data(images, eps=1e-9)
-    # the optimiser of a resumed run (which skips init_from_data) must see the same parameters
-    assert [name for name, p in net.named_parameters() if p.requires_grad] == trainable
-    features = net.whiten(images.double().float())[:, :12] - net.whiten.bias[:12].view(1, 12, 1, 1)
-    features = features.permute(0, 2, 3, 1).reshape(-1, 12).double()
-    covariance = torch.cov(features.T)
-    assert torch.allclose(covariance, torch.eye(12, dtype=torch.float64), atol=1e-3)
-    assert not net.whiten.weight.requires_grad
+def test_whitening_bias_learns_only_in_the_first_epochs(ds):
+    config.seed_everything(0)
+    net = models.build_model("fast")
+    cfg = dataclasses.replace(CFG, model="fast", epochs=2, whiten_bias_epochs=1, freeze_bn_scales=True)
+    snapshots = []
+    real = train.train_one_epoch
 
+    def record(run, epoch):
+        out = real(run, epoch)
+        snapshots.append(run.net.whiten.bias.detach().clone())
+        return out
 
-def test_image_grid_places_images_row_by_row():
-    images = torch.arange(6, dtype=torch.uint8).view(6, 1, 1, 1).expand(6, 2, 2, 3)
-    grid = train.image_grid(images, ncols=3)
-    assert grid.shape == (2 * 3, 3 * 3, 3)
-    assert grid[0, 0, 0] == 0 and grid[0, 3, 0] == 1 and grid[3, 0, 0] == 3 and grid[2, 0, 0] == 255
-    with pytest.raises(ValueError, match="ncols"):
-        train.image_grid(images, ncols=4)
+    import unittest.mock
+
+    with unittest.mock.patch.object(train, "train_one_epoch", record):
+        train.fit(net, ds, cfg, **RUN)
+    assert not torch.equal(snapshots[0], torch.zeros_like(snapshots[0]))  # learnt in epoch 1
+    assert torch.equal(snapshots[0], snapshots[1])  # frozen in epoch 2
