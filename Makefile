@@ -8,7 +8,7 @@ NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 NBVAL_FLAGS := --nbval-lax --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg \
                --nbval-cell-timeout 600 -p no:cacheprovider
 
-.PHONY: help setup lab test unit nbval course student html timings colab envcheck clean
+.PHONY: help setup lab test unit nbval course student html timings colab envcheck gpu-check clean
 
 help:
 	@echo "make lab                  set up .venv (first time only) and open the course in JupyterLab"
@@ -19,6 +19,7 @@ help:
 	@echo "make timings PROFILE=...  run every notebook (nothing saved) and print its run time, for the guide"
 	@echo "make colab                add Open-in-Colab badges and the Colab set-up cell (needs the repository URL)"
 	@echo "make envcheck             print the environment report asked for in bug reports"
+	@echo "make gpu-check OUT=DIR    on a bare CUDA machine: every notebook (gpu profile) and the speed run, into DIR"
 
 # The environment is rebuilt only when pyproject.toml changes (the stamp is newer otherwise).
 $(STAMP): pyproject.toml
@@ -82,3 +83,14 @@ envcheck: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info student site
+
+# The GPU check runs where there is no venv and no internet: plain python3 with torch. WHEELS (optional) is a
+# folder of the notebook packages' wheels (see CONTRIBUTING.md), installed into SITE; DATA the folder whose cifar10/
+# holds the CIFAR-10 cache. GPU_CHECK_ARGS passes options, e.g. GPU_CHECK_ARGS="--tasks speedrun 07 --against airbench".
+SITE ?= /tmp/dcnn-site
+GPU_CHECK_ARGS ?=
+gpu-check:
+	@test -n "$(OUT)" || { echo "usage: make gpu-check OUT=DIR [DATA=DIR] [WHEELS=DIR] [GPU_CHECK_ARGS=...]"; exit 2; }
+	$(if $(WHEELS),$(PYTHON) -m pip install -q --no-index --no-deps --no-compile --upgrade --target $(SITE) $(WHEELS)/*.whl)
+	PYTHONPATH=$(SITE):$(CURDIR)$${PYTHONPATH:+:$$PYTHONPATH} PATH=$(SITE)/bin:$$PATH $(if $(DATA),DCNN_DATA=$(DATA)) \
+		$(PYTHON) -m dcnn_helpers.tools.gpucheck --out $(OUT) $(GPU_CHECK_ARGS)

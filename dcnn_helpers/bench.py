@@ -390,7 +390,9 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--limit-train", type=int, default=None, metavar="N", help="use the first N training images")
     sub.add_argument("--limit-test", type=int, default=None, metavar="N", help="use the first N test images")
     sub.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda if available")
-    sub.add_argument("--compile", action="store_true", help="torch.compile the model (compile time is reported)")
+    sub.add_argument("--compile", nargs="?", const=True, default=False, metavar="MODE",
+                     help="torch.compile the model, optionally in a mode (max-autotune, reduce-overhead: CUDA graphs); "
+                          "the compilation is part of the reported warm-up")
     sub.add_argument("--checkpoint", default=None, metavar="PATH", help="write a checkpoint after every epoch")
     sub.add_argument("--resume", action="store_true", help="continue from --checkpoint if it exists")
     sub.add_argument("--target-acc", type=float, default=None, metavar="A", help="report the time to accuracy A")

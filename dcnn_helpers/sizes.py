@@ -150,39 +150,37 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
     },
     # --- end 06 ---
     # --- 07 cifar10 gpu ---
-    # first: one run that learns visibly; pair: ResNet and DMRNet of equal parameters, trained with and without
-    # PLP under `compare` (each seed of compare_seeds); speed: the speed-run network and its settings, repeated for
-    # each of speed_seeds; n_train None = all 50,000 images. matmul_size: the matrix size of the compute ceiling.
+    # first: one run of the speed-run recipe (bench.fast_config, these fields changed) with per-epoch evaluation and
+    # a checkpoint; speed: the recipe once per speed_seeds; ablation: the recipe with each technique removed, once
+    # per ablation_seeds, on ablation_train images (None: all 50,000); pair: ResNet and DMRNet of equal parameters,
+    # each with and without PLP, once per compare_seeds, trained with `compare`; matmul_size: the compute ceiling.
     "07_cifar10_gpu": {
         "smoke": {
-            "data_source": "sample", "n_train": 64, "n_test": 100, "matmul_size": 512,
-            "first": {"model": "resnet-8", "epochs": 2, "batch_size": 32, "lr": 0.1, "label_smoothing": 0.0},
-            "pair": ["resnet-14", "dmrnet-8"], "compare_seeds": [0],
+            "data_source": "sample", "n_train": 64, "n_test": 50, "matmul_size": 512,
+            "first": {"epochs": 2, "batch_size": 32, "eval_every_epoch": True},
+            "speed": {"batch_size": 32, "epochs": 1}, "speed_seeds": [0],
+            "ablation": {"batch_size": 16, "epochs": 1}, "ablation_train": 32, "ablation_seeds": [0],
+            "pair": ["resnet-14", "dmrnet-8"], "compare_seeds": [0, 1],
             "compare": {"n_train": 32, "epochs": 1, "batch_size": 32, "lr": 0.1, "label_smoothing": 0.0},
-            "speed_seeds": [0],
-            "speed": {"model": "fast", "n_train": 32, "epochs": 1, "batch_size": 32, "lr": 0.5, "momentum": 0.85,
-                      "weight_decay": 5e-4, "label_smoothing": 0.2, "target_acc": 0.94},
             "ddp_bench": {"processes": [1, 2], "model": "fast", "n_train": 64, "batch_size": 32, "epochs": 1},
         },
         "laptop": {
             "data_source": "full", "n_train": 5000, "n_test": 2000, "matmul_size": 1024,
-            "first": {"model": "fast", "epochs": 3, "batch_size": 128, "lr": 0.8, "label_smoothing": 0.2},
-            "pair": ["resnet-14", "dmrnet-8"], "compare_seeds": [0],
-            "compare": {"n_train": 2500, "epochs": 4, "batch_size": 64, "lr": 0.1, "label_smoothing": 0.0},
-            "speed_seeds": [0],
-            "speed": {"model": "fast", "n_train": 1024, "epochs": 1, "batch_size": 256, "lr": 0.8, "momentum": 0.85,
-                      "weight_decay": 5e-4, "label_smoothing": 0.2, "target_acc": 0.94},
+            "first": {"epochs": 4, "batch_size": 256, "eval_every_epoch": True},
+            "speed": {"batch_size": 256, "epochs": 2}, "speed_seeds": [0],
+            "ablation": {"batch_size": 128, "epochs": 2}, "ablation_train": 768, "ablation_seeds": [0, 1, 2],
+            "pair": ["resnet-14", "dmrnet-8"], "compare_seeds": [0, 1, 2],
+            "compare": {"n_train": 1000, "epochs": 2, "batch_size": 64, "lr": 0.1, "label_smoothing": 0.0},
             "ddp_bench": {"processes": [1, 2], "model": "fast", "n_train": 1024, "batch_size": 128, "epochs": 2},
         },
         "gpu": {
             "data_source": "full", "n_train": None, "n_test": None, "matmul_size": 8192,
-            "first": {"model": "resnet-20", "epochs": 10, "batch_size": 512, "lr": 0.4, "label_smoothing": 0.1},
-            "pair": ["resnet-110", "dmrnet-56"], "compare_seeds": [0],
-            "compare": {"n_train": None, "epochs": 40, "batch_size": 256, "lr": 0.2, "label_smoothing": 0.1},
-            "speed_seeds": [0, 1, 2, 3, 4],
-            "speed": {"model": "fast", "n_train": None, "epochs": 15, "batch_size": 1024, "lr": 1.5,
-                      "momentum": 0.85, "weight_decay": 1.3e-3, "label_smoothing": 0.2, "target_acc": 0.94},
-            "ddp_bench": {"processes": [1, 2, 4], "model": "fast", "n_train": 2048, "batch_size": 256, "epochs": 2},
+            "first": {"eval_every_epoch": True},
+            "speed": {}, "speed_seeds": [0, 1, 2, 3, 4],
+            "ablation": {}, "ablation_train": None, "ablation_seeds": [0, 1, 2],
+            "pair": ["resnet-110", "dmrnet-56"], "compare_seeds": [0, 1, 2],
+            "compare": {"n_train": None, "epochs": 2, "batch_size": 512, "lr": 0.4, "label_smoothing": 0.1},
+            "ddp_bench": {"processes": [1, 2], "model": "fast", "n_train": 2048, "batch_size": 256, "epochs": 1},
         },
     },
     # --- end 07 ---

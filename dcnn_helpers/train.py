@@ -30,7 +30,6 @@ its share of every global batch, DistributedDataParallel averages the gradients,
 from __future__ import annotations
 
 import contextlib
-import copy
 import dataclasses
 import math
 import os
@@ -271,12 +270,13 @@ def augment_batch(x: torch.Tensor, shifts: torch.Tensor, flips: torch.Tensor, pa
 # Model, optimiser, schedule, look-ahead
 
 
-def prepare_model(model: nn.Module, device: torch.device, compile: bool = False, sync_bn: bool = False
+def prepare_model(model: nn.Module, device: torch.device, compile: bool | str = False, sync_bn: bool = False
                   ) -> tuple[nn.Module, nn.Module]:
     """Move ``model`` to ``device`` (channels_last on CUDA); returns ``(model, step_model)``. Introduced in notebook 05.
 
     ``step_model`` is what the training step calls: the model itself, wrapped in DistributedDataParallel under
-    torchrun, and ``torch.compile``-d with ``compile`` (checkpoints always store the plain model's weights).
+    torchrun, and ``torch.compile``-d with ``compile`` (True, or a mode such as ``"max-autotune"`` or
+    ``"reduce-overhead"``: CUDA graphs). Checkpoints always store the plain model's weights.
     ``sync_bn`` turns BatchNorm into SyncBatchNorm (:func:`dcnn_helpers.distributed.convert_sync_bn`).
     """
     model = model.to(device)
@@ -285,7 +285,9 @@ def prepare_model(model: nn.Module, device: torch.device, compile: bool = False,
     if sync_bn:
         model = distributed.convert_sync_bn(model, device)
     step_model = distributed.wrap(model, device)
-    return model, (torch.compile(step_model) if compile else step_model)
+    if not compile:
+        return model, step_model
+    return model, torch.compile(step_model, mode=None if compile is True else compile)
 
 
 def _batchnorms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
@@ -535,7 +537,7 @@ class TrainResult:
         return asdict(self) | {"total_seconds": self.total_seconds}
 
 
-def _start(model: nn.Module, ds: data.ImageData, cfg: TrainConfig, device: torch.device, compile: bool,
+def _start(model: nn.Module, ds: data.ImageData, cfg: TrainConfig, device: torch.device, compile: bool | str,
            sync_bn: bool, progress: bool) -> Run:
     """Set up a run: data on the device, model prepared, optimiser, schedule and look-ahead built."""
     rank, world_size = distributed.world()
@@ -557,27 +559,27 @@ def _start(model: nn.Module, ds: data.ImageData, cfg: TrainConfig, device: torch
                bar=bar)
 
 
-def _warm_up(run: Run, compile: bool) -> float:
-    """Seconds of an uncounted warm-up: two steps and one evaluation on a throw-away copy of the model (CUDA only).
+def _warm_up(run: Run) -> float:
+    """Seconds of an uncounted warm-up: two steps at learning rate 0 and one evaluation, then the weights and
+    BatchNorm statistics are restored (:func:`fit` runs it on CUDA only).
 
     cuDNN picks its kernels per shape on first use, and ``torch.compile`` compiles on the first call: both would
     otherwise be counted as training time of the first epoch.
     """
     device = run.train.images.device
-    if device.type != "cuda" or distributed.world()[1] > 1:
-        return 0.0
     _synchronize(device)
     started = time.perf_counter()
-    twin = copy.deepcopy(run.net)
-    twin_step = torch.compile(twin) if compile else twin
-    sgd = torch.optim.SGD([p for p in twin.parameters() if p.requires_grad], lr=0.0)
+    saved = {name: tensor.clone() for name, tensor in run.net.state_dict().items()}
+    idle = torch.optim.SGD([p for p in run.net.parameters() if p.requires_grad], lr=0.0)  # steps that change nothing
     index = torch.arange(run.share, device=device) % len(run.train)
     for _ in range(2):
         with _autocast(device):
-            loss = twin_step(run.train.normalised(index).contiguous(memory_format=run.memory_format)).float().sum()
+            loss = run.step_model(run.train.normalised(index).contiguous(memory_format=run.memory_format)).float().sum()
         loss.backward()
-        sgd.step()
-    evaluate(twin_step, run.test, run.cfg.tta)
+        idle.step()
+        idle.zero_grad(set_to_none=True)
+    _evaluate_sharded(run)
+    run.net.load_state_dict(saved)
     _synchronize(device)
     return time.perf_counter() - started
 
@@ -607,7 +609,7 @@ def _resume(run: Run, state: dict[str, Any]) -> tuple[int, float, list]:
 
 
 def fit(model: nn.Module, ds: data.ImageData, cfg: TrainConfig, *, device: str | torch.device | None = None,
-        target_acc: float | None = None, progress: bool = True, compile: bool = False,
+        target_acc: float | None = None, progress: bool = True, compile: bool | str = False,
         checkpoint_path: str | os.PathLike | None = None, resume: bool = False, sync_bn: bool = False) -> TrainResult:
     """Train ``model`` on ``ds`` as ``cfg`` says; evaluate after every epoch (or the last). Introduced in notebook 05.
 
@@ -624,7 +626,7 @@ def fit(model: nn.Module, ds: data.ImageData, cfg: TrainConfig, *, device: str |
         checkpoint.check_compatible(state, cfg.to_dict(), data_sizes, checkpoint_path)
         distributed.check_resume_world(state.get("world_size", 1), distributed.world()[1], checkpoint_path)
     run = _start(model, ds, cfg, device, compile, sync_bn, progress)
-    warmup_seconds = _warm_up(run, compile)
+    warmup_seconds = _warm_up(run) if device.type == "cuda" else 0.0
     first_epoch, seconds, history = _resume(run, state) if state is not None else (0, 0.0, [])
     if state is None:
         _synchronize(device)

@@ -277,3 +277,13 @@ def test_whitening_bias_learns_only_in_the_first_epochs(ds):
         train.fit(net, ds, cfg, **RUN)
     assert not torch.equal(snapshots[0], torch.zeros_like(snapshots[0]))  # learnt in epoch 1
     assert torch.equal(snapshots[0], snapshots[1])  # frozen in epoch 2
+
+
+def test_warm_up_leaves_weights_statistics_and_random_state_unchanged(ds):
+    net = tiny_net()
+    run = train._start(net, ds, CFG, torch.device("cpu"), compile=False, sync_bn=False, progress=False)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    rng = torch.get_rng_state()
+    assert train._warm_up(run) > 0
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    assert all(p.grad is None for p in net.parameters()) and torch.equal(rng, torch.get_rng_state())
