@@ -105,8 +105,9 @@ def _record(seed: int, result: train.TrainResult) -> dict[str, Any]:
                 total_seconds=result.total_seconds, warmup_seconds=result.warmup_seconds)
 
 
-def fast_runs(ds: data.ImageData, cfg: train.TrainConfig, seeds: Sequence[int], device: torch.device | str | None = None,
-              progress: bool = False, keep: list | None = None) -> list[dict[str, Any]]:
+def fast_runs(ds: data.ImageData, cfg: train.TrainConfig, seeds: Sequence[int],
+              device: torch.device | str | None = None, progress: bool = False, keep: list | None = None
+              ) -> list[dict[str, Any]]:
     """Train ``cfg`` once per seed (model built by name after seeding); one record per run. Introduced in notebook 07.
 
     ``keep``: a list that receives each trained model (still on the device), for evaluations afterwards.
@@ -229,7 +230,8 @@ def airbench_runs(ds: data.ImageData, seeds: Sequence[int], module: str = "airbe
     try:
         airbench = importlib.import_module(module)
     except ImportError:
-        raise RuntimeError(f"the {module!r} package is not installed: pip install airbench==0.1.8 (it needs CUDA)") from None
+        raise RuntimeError(
+            f"the {module!r} package is not installed: pip install airbench==0.1.8 (it needs CUDA)") from None
     records = []
     with tempfile.TemporaryDirectory() as tmp, _working_directory(Path(tmp)):
         _write_airbench_data(ds, Path(tmp) / "cifar10")

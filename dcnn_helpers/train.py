@@ -162,7 +162,8 @@ class TrainConfig:
         """A config from :meth:`to_dict`'s output; unknown keys are an error that names them."""
         unknown = set(settings) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
-            raise ValueError(f"unknown training settings {sorted(unknown)}; known: {[f.name for f in dataclasses.fields(cls)]}")
+            known = [f.name for f in dataclasses.fields(cls)]
+            raise ValueError(f"unknown training settings {sorted(unknown)}; known: {known}")
         return cls(**settings)
 
 
@@ -553,10 +554,10 @@ def _start(model: nn.Module, ds: data.ImageData, cfg: TrainConfig, device: torch
         base, lambda step: schedule_factor(min(step, total - 1), total, cfg.schedule, cfg.warmup))
     bar = config.progress(total=total, desc=f"training {cfg.model} on {device.type}",
                           **({} if progress and rank == 0 else {"disable": True}))
+    layout = torch.channels_last if device.type == "cuda" else torch.contiguous_format
     return Run(cfg, net, step_model, optimizer, scheduler, LookAhead(net) if cfg.ema else None, train_split,
-               test_split, torch.Generator().manual_seed(cfg.seed), batch, share,
-               per_epoch, total, memory_format=torch.channels_last if device.type == "cuda" else torch.contiguous_format,
-               bar=bar)
+               test_split, torch.Generator().manual_seed(cfg.seed), batch, share, per_epoch, total,
+               memory_format=layout, bar=bar)
 
 
 def _warm_up(run: Run) -> float:
