@@ -1,19 +1,30 @@
 """pyproject.toml and environment.yml describe the same environment."""
 
 import re
-import pytest
-
-tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
 from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+
+try:
+    import tomllib  # Python >= 3.11
+except ModuleNotFoundError:  # Python 3.10: the backport pyproject.toml declares for it
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 CONDA_NAMES = {"pytorch": "torch"}  # conda-forge name -> PyPI name
+CONDA_EXTRAS = ("lab", "test", "tools")  # the extras `make lab` installs; not `browser` (Playwright)
+
+
+def _normal(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def _pyproject_requirements() -> dict[str, str]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    reqs = project["dependencies"] + project["optional-dependencies"]["test"]
-    return dict(re.fullmatch(r"([A-Za-z0-9_.-]+)\s*(.*)", r).groups() for r in reqs)
+    reqs = project["dependencies"] + [r for extra in CONDA_EXTRAS for r in project["optional-dependencies"][extra]]
+    parsed = (Requirement(r) for r in reqs)  # conda has no environment markers: those are left out here
+    return {_normal(req.name): str(req.specifier) for req in parsed}
 
 
 def _conda_requirements() -> dict[str, str]:
@@ -26,7 +37,7 @@ def _conda_requirements() -> dict[str, str]:
         match = re.fullmatch(r"  - ([A-Za-z0-9_.-]+)\s*(.*)", line)
         if in_deps and match and match.group(1) not in {"python", "pip"}:
             name, spec = match.groups()
-            reqs[CONDA_NAMES.get(name, name)] = spec
+            reqs[_normal(CONDA_NAMES.get(name, name))] = str(SpecifierSet(spec))
     return reqs
 
 
