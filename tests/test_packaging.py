@@ -56,3 +56,35 @@ def test_python_floor_agrees():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert project["requires-python"] == ">=3.10"
     assert "  - python>=3.10" in (ROOT / "environment.yml").read_text().splitlines()
+
+
+def test_binder_installs_the_run_time_dependencies_then_the_package():
+    """.binder/ takes precedence over environment.yml (whose `-e .` needs the checkout before Binder copies it)."""
+    binder = ROOT / ".binder"
+    lines = [l.strip() for l in (binder / "requirements.txt").read_text().splitlines()]
+    names = {_normal(l) for l in lines if l and not l.startswith(("#", "-"))}
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    python = re.fullmatch(r"python-(3\.\d+)", (binder / "runtime.txt").read_text().strip()).group(1)
+    runtime = (Requirement(r) for r in project["dependencies"])
+    assert names == {_normal(r.name) for r in runtime if not r.marker or r.marker.evaluate({"python_version": python})}
+    assert "-c ../requirements/lock.txt" in lines and "--extra-index-url https://download.pytorch.org/whl/cpu" in lines
+    assert "python -m pip install --no-deps -e ." in (binder / "postBuild").read_text()
+    start = (binder / "start").read_text()
+    assert 'DCNN_PROFILE="${DCNN_PROFILE:-smoke}"' in start and start.rstrip().endswith('exec "$@"')
+    assert all((binder / name).stat().st_mode & 0o111 for name in ("postBuild", "start")), "must be executable"
+
+
+def test_lock_pins_every_declared_package():
+    """requirements/lock.txt (make lock) pins each package pyproject.toml names, within its declared floor."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pins = {}
+    for line in (ROOT / "requirements" / "lock.txt").read_text().splitlines():
+        match = re.match(r"([A-Za-z0-9_.-]+)==(\S+)", line)
+        if match:
+            pins.setdefault(_normal(match.group(1)), []).append(match.group(2))
+    declared = project["dependencies"] + [r for reqs in project["optional-dependencies"].values() for r in reqs]
+    for req in map(Requirement, declared):
+        if req.marker and not req.marker.evaluate({"python_version": "3.10"}) and _normal(req.name) not in pins:
+            continue
+        assert _normal(req.name) in pins, f"{req.name} is not in the lock: run make lock"
+        assert all(req.specifier.contains(v) for v in pins[_normal(req.name)]), f"{req.name}: {pins[_normal(req.name)]}"
