@@ -34,7 +34,7 @@ def test_config_renders_saved_outputs_with_launch_buttons():
     cfg = (ROOT / "book" / "_config.yml").read_text(encoding="utf-8")
     assert re.search(r'^\s+execute_notebooks: "off"', cfg, re.M), "the site shows the committed laptop-profile runs"
     assert "binderhub_url:" in cfg and "colab_url:" in cfg
-    assert re.search(r"^\s+course_book: book/_ext$", cfg, re.M)
+    assert re.search(r"^\s+course_book: _ext\b", cfg, re.M)
 
 
 def test_solutions_are_collapsed_and_colab_cells_removed():

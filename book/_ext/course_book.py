@@ -60,7 +60,7 @@ def _on_config_inited(app, config) -> None:
     url = repository_url(Path(app.srcdir), os.environ)
     options = dict(config.html_theme_options)
     if url:
-        options["repository_url"] = url
+        options.update(repository_url=url, use_repository_button=True, use_issues_button=True)
     else:
         options.update(launch_buttons={}, use_repository_button=False, use_issues_button=False)
     config.html_theme_options = options
