@@ -88,3 +88,21 @@ def test_lock_pins_every_declared_package():
             continue
         assert _normal(req.name) in pins, f"{req.name} is not in the lock: run make lock"
         assert all(req.specifier.contains(v) for v in pins[_normal(req.name)]), f"{req.name}: {pins[_normal(req.name)]}"
+
+
+def _make_dry_run(tmp_path, *args: str) -> str:
+    """The commands `make setup` would run for a fresh environment in ``tmp_path`` (make -n runs nothing)."""
+    import subprocess
+
+    result = subprocess.run(["make", "-n", "setup", f"VENV={tmp_path / 'venv'}", *args], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60, check=True)
+    return result.stdout
+
+
+def test_make_lab_installs_with_the_lock_unless_told_otherwise(tmp_path):
+    locked = _make_dry_run(tmp_path)
+    assert '--constraint requirements/lock.txt -e ".[lab,test,tools]"' in locked and "--no-index" not in locked
+    assert "--constraint" not in _make_dry_run(tmp_path, "LOCK=")
+    offline = _make_dry_run(tmp_path, "WHEELHOUSE=/media/wheels")
+    assert "--no-index --find-links /media/wheels" in offline and "--upgrade pip" not in offline
+    assert "--extra-index-url https://download.pytorch.org/whl/cpu" in _make_dry_run(tmp_path, "TORCH=cpu")
