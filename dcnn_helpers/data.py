@@ -196,9 +196,12 @@ def _read_tarball(path: Path) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.n
     """
 
     def load(tar: tarfile.TarFile, name: str) -> dict:
-        member = tar.extractfile(f"cifar-10-batches-py/{name}")
+        try:
+            member = tar.extractfile(f"cifar-10-batches-py/{name}")
+        except KeyError:
+            member = None
         if member is None:
-            raise DataError(f"{path} has no file cifar-10-batches-py/{name}")
+            raise DataError(f"{path} has no file cifar-10-batches-py/{name}: not the python version of CIFAR-10")
         with member:
             return pickle.load(member, encoding="latin1")
 

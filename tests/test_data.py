@@ -178,3 +178,16 @@ def test_tarball_with_wrong_md5_is_reported_and_kept(tmp_path, monkeypatch):
     with pytest.raises(data.DataError, match="could not download.*does not match the published MD5"):
         data.prepare_cifar10(tmp_path)
     assert tarball.is_file()
+
+
+def test_tarball_without_the_expected_batches_is_reported(tmp_path, monkeypatch):
+    import hashlib
+    import tarfile
+
+    tarball = tmp_path / data.TARBALL
+    with tarfile.open(tarball, "w:gz"):
+        pass  # an empty archive with the right name
+    monkeypatch.setattr(data, "TARBALL_MD5", hashlib.md5(tarball.read_bytes()).hexdigest())
+    with pytest.raises(data.DataError, match="has no file cifar-10-batches-py/data_batch_1"):
+        data.prepare_cifar10(tmp_path, download=False)
+    assert not (tmp_path / "cifar10").exists(), "no partial cache"
