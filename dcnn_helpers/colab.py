@@ -56,7 +56,10 @@ def parse_repository(url: str) -> tuple[str, str]:
 
 def repository_from_pyproject(pyproject: Path = config.REPO_ROOT / "pyproject.toml") -> str | None:
     """The URL under ``[project.urls] Repository`` in ``pyproject``, or None when it is not set."""
-    import tomllib  # Python >= 3.11; on 3.10 pass --repo to the command line instead
+    try:
+        import tomllib  # Python >= 3.11
+    except ModuleNotFoundError:  # Python 3.10: the backport pyproject.toml declares for it
+        import tomli as tomllib
 
     project = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("project", {})
     return project.get("urls", {}).get("Repository")

@@ -6,13 +6,17 @@ The cache is a folder of ``data_batch_1.npz`` ... ``data_batch_5.npz`` and ``tes
 ``images`` (uint8, N x 32 x 32 x 3, HWC, RGB), ``labels`` (int64) and ``classes`` (the class names in label order),
 plus ``SHA256SUMS`` in the format of ``sha256sum``. Any number of classes works (CIFAR-100 in the same layout too).
 Every file is written to a temporary name and renamed into place, so a failure never leaves a partial file.
+The cache is built from torchvision's ``cifar-10-python.tar.gz`` when one is on disk (checked against its published
+MD5), else downloaded through torchvision.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import pickle
 import shutil
+import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +34,8 @@ CIFAR10_FOLDER = "cifar10"
 SAMPLE_FILE = "cifar10_sample.npz"
 SAMPLE_TRAIN = 800  # the sample's first 800 images serve as a training set, the last 200 as a test set
 SOURCES = ("sample", "full")
+TARBALL = "cifar-10-python.tar.gz"  # the archive torchvision downloads, as published by its authors
+TARBALL_MD5 = "c58f30108f718f92721af3b95e74349a"  # its published MD5 (the one torchvision checks too)
 
 
 @dataclass
@@ -63,7 +69,10 @@ class DataError(RuntimeError):
 
 def sha256(path: Path) -> str:
     """Hex SHA-256 digest of a file."""
-    digest = hashlib.sha256()
+    return _digest(path, hashlib.sha256())
+
+
+def _digest(path: Path, digest) -> str:
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
@@ -162,25 +171,78 @@ def load_cifar(folder: str | os.PathLike, verify: bool = True) -> ImageData:
 def _how_to_provide(folder: Path) -> str:
     return (
         f"With internet access, run dcnn_helpers.data.prepare_cifar10() (it downloads through torchvision). "
-        f"Offline, copy the files {', '.join(CACHE_FILES)} and {CHECKSUMS} into {folder}, or point the "
-        f"DCNN_DATA environment variable at a folder whose '{CIFAR10_FOLDER}' subfolder holds them."
+        f"Offline, copy the files {', '.join(CACHE_FILES)} and {CHECKSUMS} into {folder}, or torchvision's "
+        f"{TARBALL} into {folder} or {folder.parent}, or point the DCNN_DATA environment variable at a folder "
+        f"whose '{CIFAR10_FOLDER}' subfolder holds them."
     )
+
+
+def find_tarball(folder: Path) -> tuple[Path | None, list[str]]:
+    """An intact ``cifar-10-python.tar.gz`` in the cache ``folder`` or its parent (the data root), and the problems
+    with any copy found that does not match the published MD5 (such a copy is left where it is, never deleted)."""
+    problems = []
+    for candidate in (folder / TARBALL, folder.parent / TARBALL):
+        if candidate.is_file():
+            if _digest(candidate, hashlib.md5(usedforsecurity=False)) == TARBALL_MD5:
+                return candidate, problems
+            problems.append(f"{candidate} does not match the published MD5 {TARBALL_MD5} (incomplete or another file)")
+    return None, problems
+
+
+def _read_tarball(path: Path) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray], list[str]]:
+    """Train and test ``(images, labels)`` and the class names from the python-format CIFAR-10 archive at ``path``.
+
+    The batches are pickles, read only from an archive whose MD5 was verified (as torchvision does).
+    """
+
+    def load(tar: tarfile.TarFile, name: str) -> dict:
+        try:
+            member = tar.extractfile(f"cifar-10-batches-py/{name}")
+        except KeyError:
+            member = None
+        if member is None:
+            raise DataError(f"{path} has no file cifar-10-batches-py/{name}: not the python version of CIFAR-10")
+        with member:
+            return pickle.load(member, encoding="latin1")
+
+    def split(batches: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+        images = np.concatenate([b["data"] for b in batches]).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+        return images, np.concatenate([b["labels"] for b in batches]).astype(np.int64)
+
+    with tarfile.open(path, "r:gz") as tar:
+        train = split([load(tar, f"data_batch_{i}") for i in range(1, len(TRAIN_FILES) + 1)])
+        test = split([load(tar, "test_batch")])
+        classes = load(tar, "batches.meta")["label_names"]
+    return train, test, classes
 
 
 def prepare_cifar10(root: str | os.PathLike | None = None, download: bool = True) -> Path:
     """Make sure the CIFAR-10 cache exists and is intact in ``<root>/cifar10``; returns that folder.
 
     ``root`` resolves as: the argument, else ``DCNN_DATA``, else the repository's ``data/``. A missing or corrupt
-    cache is rebuilt from ``torchvision.datasets.CIFAR10(download=True)`` when ``download`` is true (each file
-    replaced atomically); otherwise, or when the download fails, a :class:`DataError` says what is missing and how
-    to provide it.
+    cache is rebuilt, each file replaced atomically, from the first of: torchvision's ``cifar-10-python.tar.gz``
+    found in ``<root>/cifar10`` or ``<root>`` and matching its published MD5 (no network needed; the archive is left
+    in place); ``torchvision.datasets.CIFAR10(download=True)`` when ``download`` is true. Otherwise, or when the
+    download fails, a :class:`DataError` says what is missing and how to provide it.
     """
     folder = config.data_dir(root) / CIFAR10_FOLDER
     problems = cache_problems(folder)
     if not problems:
         return folder
-    if not download:
+    tarball, tarball_problems = find_tarball(folder)
+    problems += tarball_problems
+    if tarball is not None:
+        train, test, classes = _read_tarball(tarball)
+    elif not download:
         raise DataError(f"CIFAR-10 is not ready in {folder}: {'; '.join(problems)}. {_how_to_provide(folder)}")
+    else:
+        train, test, classes = _download_cifar10(folder, problems)
+    write_cache(folder, train, test, classes)
+    return folder
+
+
+def _download_cifar10(folder: Path, problems: list[str]):
+    """Train and test ``(images, labels)`` and the class names, downloaded by torchvision into a scratch folder."""
     from torchvision.datasets import CIFAR10
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -195,8 +257,7 @@ def prepare_cifar10(root: str | os.PathLike | None = None, download: bool = True
         ) from exc
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    write_cache(folder, (train.data, np.array(train.targets)), (test.data, np.array(test.targets)), train.classes)
-    return folder
+    return (train.data, np.array(train.targets)), (test.data, np.array(test.targets)), train.classes
 
 
 def sample_path() -> Path:

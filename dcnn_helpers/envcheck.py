@@ -1,20 +1,28 @@
 """Environment check: ``python -m dcnn_helpers.envcheck`` prints [OK]/[FAIL] per requirement, the device and the data.
 
 Introduced in notebook 00 (setup and tour). Please paste its output into every bug report.
+
+Two modes: ``--full`` (the default on your own machine) checks everything ``make lab`` installs: the run-time
+dependencies and the ``lab``, ``test`` and ``tools`` extras; ``--runtime`` (the default on Google Colab) checks only
+what the notebooks need when they run, since hosted notebooks bring their own front end and need no test tools.
 """
 
 from __future__ import annotations
 
+import argparse
+import os
 import sys
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import Sequence
 
 from packaging.requirements import Requirement
 
 from . import config, data
 
 DISTRIBUTION = "dcnn-helpers"
+FULL_EXTRAS = ("lab", "test", "tools")  # what `make lab` installs besides the run-time dependencies
 
 
 @dataclass(frozen=True)
@@ -29,8 +37,14 @@ class Check:
         return f"[{'OK' if self.ok else 'FAIL'}] {self.name}: {self.detail}"
 
 
-def requirements(extras: tuple[str, ...] = ("test",)) -> list[Requirement]:
-    """The package's requirements (with the given extras), from its installed metadata or else ``pyproject.toml``."""
+def in_colab() -> bool:
+    """Are we on Google Colab? (its module is loaded in notebooks; its runtime sets ``COLAB_RELEASE_TAG``)"""
+    return "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ
+
+
+def requirements(extras: tuple[str, ...] = FULL_EXTRAS) -> list[Requirement]:
+    """The package's requirements for this Python (with the given extras; ``()``: run time only), from its installed
+    metadata or else ``pyproject.toml``."""
     try:
         raw = metadata.requires(DISTRIBUTION) or []
     except metadata.PackageNotFoundError:
@@ -38,13 +52,16 @@ def requirements(extras: tuple[str, ...] = ("test",)) -> list[Requirement]:
     wanted = []
     for text in raw:
         req = Requirement(text)
-        if req.marker is None or any(req.marker.evaluate({"extra": extra}) for extra in ("",) + extras):
+        if req.marker is None or any(req.marker.evaluate({"extra": extra}) for extra in ("",) + tuple(extras)):
             wanted.append(req)
     return wanted
 
 
 def _requirements_from_pyproject(path: Path) -> list[str]:
-    import tomllib  # Python >= 3.11; installed packages (the usual case) never get here
+    try:  # installed packages (the usual case) never get here
+        import tomllib  # Python >= 3.11
+    except ModuleNotFoundError:  # Python 3.10: the backport pyproject.toml declares for it
+        import tomli as tomllib
 
     project = tomllib.loads(path.read_text())["project"]
     reqs = list(project["dependencies"])
@@ -81,32 +98,46 @@ def check_data() -> list[Check]:
         not problems,
         f"verified in {folder}"
         if not problems
-        else f"not ready in {folder}: {problems[0]} (notebook 07 downloads it; offline, copy the files there or set "
-        "DCNN_DATA)",
+        else f"not ready in {folder}: {problems[0]} (notebook 07 downloads it; offline, copy the cache files or "
+        f"{data.TARBALL} there, or set DCNN_DATA)",
     )
     sample = data.sample_path()
     return [full, Check("CIFAR-10 sample", sample.exists(), str(sample) if sample.exists() else f"missing: {sample}")]
 
 
-def run_checks() -> list[Check]:
-    """All checks, in report order."""
+def run_checks(runtime: bool = False) -> list[Check]:
+    """All checks, in report order; ``runtime``: the run-time requirements only, not the extras."""
     checks = [Check("python", sys.version_info >= (3, 10), sys.version.split()[0] + " (need >= 3.10)")]
-    checks += [check_requirement(req) for req in requirements()]
+    checks += [check_requirement(req) for req in requirements(() if runtime else FULL_EXTRAS)]
     checks.append(check_device())
     checks += check_data()
     return checks
 
 
-def main() -> int:
-    """Print the report; exit status 1 when a required package or the device fails (data is only informative)."""
-    checks = run_checks()
+def main(argv: Sequence[str] = ()) -> int:
+    """Print the report; exit status 1 when a required package or the device fails (data is only informative).
+
+    ``argv`` are command-line options (``--runtime`` or ``--full``); without either, Colab gets the run-time check.
+    """
+    parser = argparse.ArgumentParser(prog="python -m dcnn_helpers.envcheck", description=__doc__.split("\n")[0])
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--runtime", action="store_true", help="check only what the notebooks need at run time")
+    mode.add_argument("--full", action="store_true", help="also check the lab, test and tools extras")
+    args = parser.parse_args(list(argv))
+    runtime = args.runtime or (in_colab() and not args.full)
+    checks = run_checks(runtime)
     for check in checks:
         print(check.line())
     required_failed = [c for c in checks if not c.ok and not c.name.startswith("CIFAR-10")]
     print(f"{config.describe()}")
+    print(
+        "Checked: run-time requirements only" + (" (Colab detected; --full adds the extras)" if in_colab() else "")
+        if runtime
+        else f"Checked: run-time requirements and the {', '.join(FULL_EXTRAS)} extras (--runtime: run time only)"
+    )
     print("Environment OK." if not required_failed else f"{len(required_failed)} problem(s): see [FAIL] lines above.")
     return 1 if required_failed else 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(sys.argv[1:]))

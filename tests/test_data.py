@@ -108,3 +108,86 @@ def test_course_cifar10_subsets_and_bad_arguments():
         data.course_cifar10(10, 10, source="web")
     with pytest.raises(ValueError, match="n_train=5000 must be between 1 and the 800"):
         data.course_cifar10(5000, 10, source="sample")
+
+
+def _fake_tarball(path, n_train_per_batch=4, n_test=6):
+    """A small archive in the layout of torchvision's cifar-10-python.tar.gz: pickled batches with CHW rows."""
+    import io
+    import pickle
+    import tarfile
+
+    rng = np.random.default_rng(7)
+    batches = {f"data_batch_{i}": n_train_per_batch for i in range(1, 6)} | {"test_batch": n_test}
+    with tarfile.open(path, "w:gz") as tar:
+        contents = {
+            name: {"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8), "labels": rng.integers(0, 10, n).tolist()}
+            for name, n in batches.items()
+        }
+        contents["batches.meta"] = {"label_names": [f"name{i}" for i in range(10)]}
+        for name, content in contents.items():
+            raw = pickle.dumps(content)
+            info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
+            info.size = len(raw)
+            tar.addfile(info, io.BytesIO(raw))
+    return contents
+
+
+def _no_download(monkeypatch):
+    import torchvision.datasets
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("downloaded although a verified tarball was on disk")
+
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", refuse)
+
+
+@pytest.mark.parametrize("where", ["root", "cache folder"])
+def test_prepare_uses_a_verified_tarball_without_downloading(tmp_path, monkeypatch, where):
+    import hashlib
+
+    (tmp_path / "cifar10").mkdir()
+    tarball = (tmp_path if where == "root" else tmp_path / "cifar10") / data.TARBALL
+    contents = _fake_tarball(tarball)
+    monkeypatch.setattr(data, "TARBALL_MD5", hashlib.md5(tarball.read_bytes()).hexdigest())
+    _no_download(monkeypatch)
+    folder = data.prepare_cifar10(tmp_path, download=False)
+    assert data.cache_problems(folder) == []
+    ds = data.load_cifar(folder)
+    assert ds.classes == tuple(f"name{i}" for i in range(10))
+    assert len(ds.train_labels) == 20 and len(ds.test_labels) == 6
+    first = contents["data_batch_1"]["data"][0].reshape(3, 32, 32).transpose(1, 2, 0)  # CHW row -> HWC image
+    assert np.array_equal(ds.train_images[0].numpy(), first)
+    assert ds.test_labels.tolist() == contents["test_batch"]["labels"]
+    assert tarball.is_file(), "the learner's archive is left where it was"
+
+
+def test_tarball_with_wrong_md5_is_reported_and_kept(tmp_path, monkeypatch):
+    tarball = tmp_path / data.TARBALL
+    _fake_tarball(tarball)  # the real published MD5 cannot match this small archive
+    with pytest.raises(data.DataError) as info:
+        data.prepare_cifar10(tmp_path, download=False)
+    assert f"does not match the published MD5 {data.TARBALL_MD5}" in str(info.value)
+    assert tarball.is_file() and not (tmp_path / "cifar10").exists()
+
+    import torchvision.datasets
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", offline)
+    with pytest.raises(data.DataError, match="could not download.*does not match the published MD5"):
+        data.prepare_cifar10(tmp_path)
+    assert tarball.is_file()
+
+
+def test_tarball_without_the_expected_batches_is_reported(tmp_path, monkeypatch):
+    import hashlib
+    import tarfile
+
+    tarball = tmp_path / data.TARBALL
+    with tarfile.open(tarball, "w:gz"):
+        pass  # an empty archive with the right name
+    monkeypatch.setattr(data, "TARBALL_MD5", hashlib.md5(tarball.read_bytes()).hexdigest())
+    with pytest.raises(data.DataError, match="has no file cifar-10-batches-py/data_batch_1"):
+        data.prepare_cifar10(tmp_path, download=False)
+    assert not (tmp_path / "cifar10").exists(), "no partial cache"

@@ -37,3 +37,29 @@ def test_command_line_prints_a_report():
     assert any(line.startswith("[OK] torch: ") for line in lines)
     assert any(line.startswith("[OK] device: ") for line in lines)
     assert "Environment OK." in lines
+
+
+def test_runtime_requirements_leave_out_the_extras():
+    runtime = {req.name for req in envcheck.requirements(())}
+    assert {"torch", "ipywidgets", "pandas", "packaging", "matplotlib-inline"} <= runtime
+    assert not {"jupyterlab", "pytest", "nbval", "nbconvert"} & runtime
+    assert {"jupyterlab", "pytest", "nbconvert"} <= {req.name for req in envcheck.requirements()}
+
+
+def _report(monkeypatch, capsys, argv, colab):
+    if colab:
+        monkeypatch.setenv("COLAB_RELEASE_TAG", "test")
+    else:
+        monkeypatch.delenv("COLAB_RELEASE_TAG", raising=False)
+    assert envcheck.main(argv) == 0
+    return capsys.readouterr().out
+
+
+def test_colab_gets_the_runtime_check_unless_asked_for_the_full_one(monkeypatch, capsys):
+    here = _report(monkeypatch, capsys, [], colab=False)
+    assert "[OK] pytest: " in here and "Checked: run-time requirements and the lab, test, tools extras" in here
+    colab = _report(monkeypatch, capsys, [], colab=True)
+    assert "[OK] torch: " in colab and "pytest" not in colab and "jupyterlab" not in colab
+    assert "Checked: run-time requirements only (Colab detected" in colab
+    assert "[OK] pytest: " in _report(monkeypatch, capsys, ["--full"], colab=True)
+    assert "pytest" not in _report(monkeypatch, capsys, ["--runtime"], colab=False)
