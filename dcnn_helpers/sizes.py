@@ -151,26 +151,27 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
     # --- end 06 ---
     # --- 07 cifar10 gpu ---
     # first: one run of the speed-run recipe (bench.fast_config, these fields changed) with per-epoch evaluation and
-    # a checkpoint; speed: the recipe once per speed_seeds; ablation: the recipe with each technique removed, once
-    # per ablation_seeds, on ablation_train images (None: all 50,000), the first ablation_rows rows of bench.ABLATIONS
-    # (None: all); pair: ResNet and DMRNet of equal parameters,
-    # each with and without PLP, once per compare_seeds, trained with `compare`; matmul_size: the compute ceiling.
+    # a checkpoint; speed: the recipe once per speed_seeds; ablation: the recipe with each technique removed (the
+    # first ablation_rows rows of bench.ABLATIONS, None: all), once per ablation_seeds, on ablation_train training and
+    # ablation_test test images (None: all); pair: ResNet and DMRNet of equal parameters, each with and without PLP,
+    # once per compare_seeds, trained with `compare`; matmul_size: the compute ceiling.
     "07_cifar10_gpu": {
         "smoke": {
             "data_source": "sample", "n_train": 64, "n_test": 50, "matmul_size": 512,
             "first": {"epochs": 2, "batch_size": 32, "eval_every_epoch": True},
             "speed": {"batch_size": 32, "epochs": 1}, "speed_seeds": [0],
-            "ablation": {"batch_size": 16, "epochs": 1}, "ablation_train": 32, "ablation_seeds": [0], "ablation_rows": 3,
+            "ablation": {"batch_size": 16, "epochs": 1}, "ablation_train": 32, "ablation_test": None,
+            "ablation_seeds": [0], "ablation_rows": 3,
             "pair": ["resnet-14", "dmrnet-8"], "compare_seeds": [0, 1],
             "compare": {"n_train": 32, "epochs": 1, "batch_size": 32, "lr": 0.1, "label_smoothing": 0.0},
             "ddp_bench": {"processes": [1, 2], "model": "fast", "n_train": 64, "batch_size": 32, "epochs": 1},
         },
         "laptop": {
-            "data_source": "full", "n_train": 5000, "n_test": 2000, "matmul_size": 1024,
-            "first": {"epochs": 4, "batch_size": 256, "eval_every_epoch": True},
-            "speed": {"batch_size": 256, "epochs": 2}, "speed_seeds": [0],
-            "ablation": {"batch_size": 128, "epochs": 2}, "ablation_train": 768, "ablation_seeds": [0, 1, 2],
-            "ablation_rows": None,
+            "data_source": "full", "n_train": 5000, "n_test": 1000, "matmul_size": 1024,
+            "first": {"epochs": 2, "batch_size": 256, "eval_every_epoch": True},
+            "speed": {"batch_size": 256, "epochs": 1}, "speed_seeds": [0],
+            "ablation": {"batch_size": 128, "epochs": 2}, "ablation_train": 768, "ablation_test": 500,
+            "ablation_seeds": [0, 1, 2], "ablation_rows": None,
             "pair": ["resnet-14", "dmrnet-8"], "compare_seeds": [0, 1, 2],
             "compare": {"n_train": 1000, "epochs": 2, "batch_size": 64, "lr": 0.1, "label_smoothing": 0.0},
             "ddp_bench": {"processes": [1, 2], "model": "fast", "n_train": 1024, "batch_size": 128, "epochs": 2},
@@ -179,7 +180,8 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
             "data_source": "full", "n_train": None, "n_test": None, "matmul_size": 8192,
             "first": {"eval_every_epoch": True},
             "speed": {}, "speed_seeds": [0, 1, 2],
-            "ablation": {}, "ablation_train": None, "ablation_seeds": [0, 1, 2], "ablation_rows": None,
+            "ablation": {}, "ablation_train": None, "ablation_test": None, "ablation_seeds": [0, 1, 2],
+            "ablation_rows": None,
             "pair": ["resnet-110", "dmrnet-56"], "compare_seeds": [0, 1, 2],
             "compare": {"n_train": 20000, "epochs": 2, "batch_size": 512, "lr": 0.4, "label_smoothing": 0.1},
             "ddp_bench": {"processes": [1, 2], "model": "fast", "n_train": 1024, "batch_size": 128, "epochs": 1},
