@@ -1,4 +1,4 @@
-"""Strip volatile metadata from saved notebooks: ``python -m dcnn_helpers.nbclean notebooks/*.ipynb``.
+"""Strip volatile metadata from saved notebooks: ``python -m dcnn_helpers.tools.nbclean notebooks/*.ipynb``.
 
 Used by ``make course`` after executing the notebooks, so diffs show content, not timestamps or widget state.
 Without the widget state, a saved widget output can only show "Error displaying widget: model not found" in
@@ -63,7 +63,7 @@ def clean(path: Path) -> bool:
 
 def main(argv: list[str]) -> int:
     if not argv:
-        print("usage: python -m dcnn_helpers.nbclean NOTEBOOK.ipynb [...]", file=sys.stderr)
+        print("usage: python -m dcnn_helpers.tools.nbclean NOTEBOOK.ipynb [...]", file=sys.stderr)
         return 2
     for name in argv:
         if clean(Path(name)):
