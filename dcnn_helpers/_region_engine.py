@@ -66,8 +66,9 @@ def box_lines(box: tuple[float, float, float, float]) -> np.ndarray:
 class PolygonStore:
     """Growable padded storage of convex polygons: ``vertices`` (R, K, 2) counter-clockwise, ``counts`` (R,),
     ``edge_labels`` (R, K) (the unit whose zero line holds the edge from vertex i to i + 1, or a box edge),
-    ``edge_lines`` (R, K, 3) (that line's float64 coefficients on the polygon), ``vertex_errors`` (R, K) (bounds on each vertex's distance from its exact position, 1-norm) and ``parent`` (R,)
-    (the polygon each one was cut from since the layer started)."""
+    ``edge_lines`` (R, K, 3) (that line's float64 coefficients on the polygon), ``vertex_errors`` (R, K)
+    (bounds on each vertex's distance from its exact position, 1-norm) and ``parent`` (R,) (the polygon each one
+    was cut from since the layer started)."""
 
     def __init__(self, box: tuple[float, float, float, float]) -> None:
         xmin, xmax, ymin, ymax = box

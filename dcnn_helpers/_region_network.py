@@ -204,9 +204,9 @@ def _align(a: tuple[np.ndarray, int], b: tuple[np.ndarray, int]) -> tuple[np.nda
 class ExactLines:
     """Exact zero lines of every unit, on the activation region fixed by the bits of the earlier layers.
 
-    ``input_map`` (n_in, k), float64 or already dyadic ``(integers, e)``, gives the network's input as affine functions of k - 1 coordinates (the last column is
-    the constant). Lines are integer arrays (units, k); results are cached by layer and bit prefix. ``calls`` counts
-    the layers computed (a measure of how often float64 could not decide).
+    ``input_map`` (n_in, k), float64 or already dyadic ``(integers, e)``, gives the network's input as affine
+    functions of k - 1 coordinates (the last column is the constant). Lines are integer arrays (units, k); results
+    are cached by layer and bit prefix.
     """
 
     def __init__(self, network: Network, input_map: np.ndarray | tuple[np.ndarray, int]) -> None:
@@ -215,14 +215,12 @@ class ExactLines:
         self.exact_layers = [(dyadic(op.weight), dyadic(op.bias)) if isinstance(op, Affine) else op.slope
                              for op in network.layers]
         self.cache: dict[tuple[int, bytes], tuple[np.ndarray, int]] = {}
-        self.calls = 0
 
     def layer_maps(self, layer: int, prefix: np.ndarray) -> tuple[np.ndarray, int]:
         """Dyadic pre-activation maps (units, k) of activation layer ``layer``, given the earlier layers' bits."""
         prefix = np.asarray(prefix[: self.network.units_before[layer]], dtype=bool)
-        key = (layer, np.packbits(prefix).tobytes() + bytes([len(prefix) % 8]))
+        key = (layer, np.packbits(prefix).tobytes())
         if key not in self.cache:
-            self.calls += 1
             self.cache[key] = self._compute(layer, prefix)
         return self.cache[key]
 

@@ -14,6 +14,8 @@ from packaging.requirements import Requirement
 
 from . import config, data
 
+__all__ = ["Check", "requirements", "check_requirement", "check_device", "check_data", "run_checks", "main"]
+
 DISTRIBUTION = "dcnn-helpers"
 
 
@@ -31,6 +33,8 @@ class Check:
 
 def requirements(extras: tuple[str, ...] = ("test",)) -> list[Requirement]:
     """The package's requirements (with the given extras), from its installed metadata or else ``pyproject.toml``."""
+    if isinstance(extras, str) or not all(isinstance(extra, str) for extra in extras):
+        raise TypeError(f"extras must be a tuple of extra names such as ('test',), got {extras!r}")
     try:
         raw = metadata.requires(DISTRIBUTION) or []
     except metadata.PackageNotFoundError:
@@ -55,6 +59,8 @@ def _requirements_from_pyproject(path: Path) -> list[str]:
 
 def check_requirement(req: Requirement) -> Check:
     """Is ``req`` installed in a version its specifier allows?"""
+    if not isinstance(req, Requirement):
+        raise TypeError(f"req must be a packaging Requirement, got {type(req).__name__}")
     try:
         version = metadata.version(req.name)
     except metadata.PackageNotFoundError:

@@ -174,7 +174,8 @@ def pieces_1d(model: nn.Module, a: float | Sequence[float], b: float | Sequence[
         ends, patterns, exact = *segment_exact(network, segment), True
     maps, piece_of_interval = piece_labels(network, segment, patterns)
     origin, direction = segment.input_map[:, 1], segment.input_map[:, 0]
-    return Pieces1D(segment.a, segment.b, ends, patterns, maps[:, 0], maps[:, 1], origin, direction, piece_of_interval, exact)
+    return Pieces1D(segment.a, segment.b, ends, patterns, maps[:, 0], maps[:, 1], origin, direction,
+                    piece_of_interval, exact)
 
 
 def plot_pieces(ax, pieces: Pieces1D, output: int = 0, **kwargs):

@@ -355,3 +355,16 @@ def test_drawing_functions_draw_what_was_computed():
     with pytest.raises(TypeError, match="Pieces1D"):
         regions.plot_pieces(ax, partition)
     plt.close(fig)
+
+
+def test_absurd_requests_are_refused_before_allocating():
+    model = regions.he_network([4])
+    with pytest.raises(ValueError, match=r"grid_regions\(resolution=1000000\) would need about [\d.]+ TiB"):
+        regions.grid_regions(model, BOX, 10**6)
+    with pytest.raises(ValueError, match="would need about"):
+        regions.he_network([10**6, 10**6])
+    with pytest.raises(ValueError, match="bias_std=nan must be a finite number"):
+        regions.he_network([4], bias_std=float("nan"))
+    with pytest.raises(ValueError, match=r"box\[1\]=inf must be a finite number"):
+        regions.linear_regions_2d(model, (-1, float("inf"), -1, 1))
+    assert regions.grid_regions(model, BOX, np.int64(5)) <= len(regions.linear_regions_2d(model, BOX))

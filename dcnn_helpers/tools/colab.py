@@ -23,6 +23,10 @@ from pathlib import Path
 from .. import config
 from .nbclean import cell_tags
 
+__all__ = ["BADGE_TAG", "SETUP_TAG", "BADGE_IMAGE", "GITHUB_URL", "BRANCH", "SETUP_SOURCE", "parse_repository",
+           "repository_from_pyproject", "colab_link", "badge_cell", "setup_cell", "unstamp", "stamp",
+           "stamped_repository", "main"]
+
 BADGE_TAG = "colab-badge"
 SETUP_TAG = "colab-setup"
 BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"

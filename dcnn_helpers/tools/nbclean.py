@@ -13,6 +13,9 @@ import re
 import sys
 from pathlib import Path
 
+__all__ = ["VOLATILE_CELL_KEYS", "VOLATILE_NOTEBOOK_KEYS", "WIDGET_VIEW", "WIDGET_NOTE", "PROGRESS_BAR", "cell_tags",
+           "volatile_metadata", "clean", "main"]
+
 VOLATILE_CELL_KEYS = ("execution", "collapsed", "scrolled")
 VOLATILE_NOTEBOOK_KEYS = ("widgets",)
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"

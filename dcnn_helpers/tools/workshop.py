@@ -24,6 +24,10 @@ from .. import config
 from . import colab
 from .nbclean import cell_tags
 
+__all__ = ["NOTEBOOK_DIR", "STUDENT_DIR", "SITE_DIR", "STUB_MARKER", "REMOTE_SCRIPT", "MATHJAX_URL", "MATHJAX_FONTS",
+           "GENERATED_NOTE", "course_notebooks", "student_copy", "write_student_copies", "notebook_title",
+           "build_site", "time_notebooks", "timings_table", "main"]
+
 NOTEBOOK_DIR = config.REPO_ROOT / "notebooks"
 STUDENT_DIR = config.REPO_ROOT / "student"
 SITE_DIR = config.REPO_ROOT / "site"
