@@ -104,13 +104,13 @@ course: $(STAMP)
 		DCNN_PROFILE=$(PROFILE) $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
 			--ExecutePreprocessor.timeout=1800 --ExecutePreprocessor.kernel_name=python3 $$nb || exit 1; \
 	done
-	$(BIN)/python -m dcnn_helpers.nbclean $(NOTEBOOKS)
+	$(BIN)/python -m dcnn_helpers.tools.nbclean $(NOTEBOOKS)
 
 student: $(STAMP)
-	$(BIN)/python -m dcnn_helpers.workshop student student
+	$(BIN)/python -m dcnn_helpers.tools.workshop student student
 
 html: $(STAMP)
-	$(BIN)/python -m dcnn_helpers.workshop html site
+	$(BIN)/python -m dcnn_helpers.tools.workshop html site
 
 # The public site (Jupyter Book 1, own environment: it renders the committed outputs, executes nothing).
 BOOK_VENV := .venv-book
@@ -124,11 +124,11 @@ book: $(BOOK_VENV)/.installed
 	@echo "Open build/book/_build/html/index.html"
 
 timings: $(STAMP)
-	$(BIN)/python -m dcnn_helpers.workshop timings --profile $(PROFILE)
+	$(BIN)/python -m dcnn_helpers.tools.workshop timings --profile $(PROFILE)
 
 # The repository URL comes from [project.urls] Repository in pyproject.toml; re-execute the notebooks afterwards.
 colab: $(STAMP)
-	$(BIN)/python -m dcnn_helpers.colab $(NOTEBOOKS)
+	$(BIN)/python -m dcnn_helpers.tools.colab $(NOTEBOOKS)
 
 envcheck: $(STAMP)
 	$(BIN)/python -m dcnn_helpers.envcheck

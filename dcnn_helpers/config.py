@@ -26,7 +26,11 @@ from typing import Any, Iterable
 import numpy as np
 import torch
 
+from . import validation
 from .sizes import SIZES
+
+__all__ = ["profile", "sizes", "device", "seed_everything", "data_dir", "progress", "describe", "PROFILES",
+           "PROFILE_ENV", "DEVICE_ENV", "DATA_ENV", "REPO_ROOT"]
 
 PROFILES = ("smoke", "laptop", "gpu")
 PROFILE_ENV = "DCNN_PROFILE"
@@ -52,22 +56,13 @@ def sizes(notebook: str, profile_name: str | None = None) -> SimpleNamespace:
 
     Returns a fresh namespace, so a notebook may change a value for an exercise without affecting others.
     """
-    name = profile_name if profile_name is not None else profile()
-    if name not in PROFILES:
-        raise ValueError(f"profile_name={name!r} is not a profile; valid values are {', '.join(PROFILES)}")
+    name = profile() if profile_name is None else validation.choice("profile_name", profile_name, PROFILES)
+    if not isinstance(notebook, str):
+        raise TypeError(f"notebook must be a notebook's name such as '03', got {type(notebook).__name__}")
     matches = [key for key in SIZES if key == notebook or key.split("_", 1)[0] == notebook]
     if len(matches) != 1:
         raise KeyError(f"notebook={notebook!r} has no sizes; known notebooks: {', '.join(SIZES)}")
     return SimpleNamespace(**SIZES[matches[0]][name])
-
-
-def check_int(name: str, value: object, minimum: int) -> int:
-    """``value`` as an int, or a TypeError (not an integer) / ValueError (below ``minimum``) naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name}={value!r} must be at least {minimum}")
-    return int(value)
 
 
 def device(prefer: str | None = None) -> torch.device:
@@ -75,6 +70,8 @@ def device(prefer: str | None = None) -> torch.device:
 
     Like d2l's ``try_gpu``: asking for a device that is not there raises, so a typo is not silently ignored.
     """
+    if prefer is not None and not isinstance(prefer, (str, torch.device)):
+        raise TypeError(f"prefer must be a device name such as 'cpu' or 'cuda', got {type(prefer).__name__}")
     wanted = prefer or os.environ.get(DEVICE_ENV, "").strip() or None
     if wanted is not None:
         dev = torch.device(wanted)
@@ -100,9 +97,7 @@ def seed_everything(seed: int, deterministic: bool = True) -> torch.Generator:
 
     Returns a ``torch.Generator`` seeded with ``seed`` for code that prefers an explicit generator.
     """
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed={seed!r} must be a non-negative integer")
-    seed = int(seed)
+    seed = validation.integer("seed", seed, 0)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)

@@ -24,7 +24,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import config
+from . import config, validation
+
+__all__ = ["ImageData", "DataError", "sha256", "write_cache", "cache_problems", "load_cifar", "prepare_cifar10",
+           "sample_path", "load_sample", "course_cifar10", "CACHE_FILES", "CHECKSUMS", "CIFAR10_FOLDER", "SOURCES"]
 
 TRAIN_FILES = tuple(f"data_batch_{i}.npz" for i in range(1, 6))
 TEST_FILE = "test_batch.npz"
@@ -55,8 +58,8 @@ class ImageData:
     def subset(self, n_train: int | None = None, n_test: int | None = None) -> ImageData:
         """The first ``n_train`` training and ``n_test`` test images (``None``: all). Files are pre-shuffled."""
         for name, wanted, have in (("n_train", n_train, len(self.train_labels)), ("n_test", n_test, len(self.test_labels))):
-            if wanted is not None and not 1 <= wanted <= have:
-                raise ValueError(f"{name}={wanted} must be between 1 and the {have} images available")
+            if wanted is not None:
+                validation.integer(name, wanted, 1, have)  # at most the images available
         return ImageData(
             self.train_images[:n_train], self.train_labels[:n_train],
             self.test_images[:n_test], self.test_labels[:n_test], self.classes,
@@ -153,6 +156,8 @@ def load_cifar(folder: str | os.PathLike, verify: bool = True) -> ImageData:
     With ``verify`` the files are checked against ``SHA256SUMS`` first (about a second for CIFAR-10); without,
     only their presence (for a folder :func:`prepare_cifar10` has just verified).
     """
+    if not isinstance(verify, bool):
+        raise TypeError(f"verify must be True or False, got {verify!r}")
     folder = Path(folder)
     problems = cache_problems(folder) if verify else [f"missing {n}" for n in CACHE_FILES if not (folder / n).is_file()]
     if problems:
@@ -225,6 +230,8 @@ def prepare_cifar10(root: str | os.PathLike | None = None, download: bool = True
     in place); ``torchvision.datasets.CIFAR10(download=True)`` when ``download`` is true. Otherwise, or when the
     download fails, a :class:`DataError` says what is missing and how to provide it.
     """
+    if not isinstance(download, bool):
+        raise TypeError(f"download must be True or False, got {download!r}")
     folder = config.data_dir(root) / CIFAR10_FOLDER
     problems = cache_problems(folder)
     if not problems:
@@ -280,7 +287,6 @@ def course_cifar10(n_train: int | None = None, n_test: int | None = None, source
 
     ``n_train`` and ``n_test`` take the first images of each split (``None``: all of them).
     """
-    if source not in SOURCES:
-        raise ValueError(f"source={source!r} is not one of {', '.join(SOURCES)}")
+    validation.choice("source", source, SOURCES)
     full = load_sample() if source == "sample" else load_cifar(prepare_cifar10(), verify=False)
     return full.subset(n_train, n_test)

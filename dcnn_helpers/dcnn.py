@@ -28,7 +28,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import config, plotting
+from . import config, plotting, validation
+
+__all__ = ["conv_widths", "toeplitz_matrix", "DCNN1d", "EDCNN", "PlainDCNN", "FCNet", "count_params", "fc_params",
+           "matched_fc", "BumpSeries", "sample", "sample_many", "fit", "Sweep", "sweep", "approximation_axis",
+           "approximation_rate", "learning_rate", "depth_for_samples", "SlopeFit", "fit_slopes", "plot_sweep",
+           "log_ticks"]
 
 
 def conv_widths(
@@ -46,12 +51,14 @@ def conv_widths(
     ``pool_every``-th layer a max-pool with window and stride ``pooling`` maps ``n`` to ``ceil(n / pooling)``.
     Introduced in notebook 03.
     """
-    n = config.check_int("input_dim", input_dim, 1)
-    depth = config.check_int("depth", depth, 1)
-    s = config.check_int("filter_size", filter_size, 1)
+    n = validation.integer("input_dim", input_dim, 1)
+    depth = validation.integer("depth", depth, 1)
+    s = validation.integer("filter_size", filter_size, 1)
     if pooling is not None:
-        config.check_int("pooling", pooling, 2)
-    pool_every = config.check_int("pool_every", pool_every, 1)
+        validation.integer("pooling", pooling, 2)
+    pool_every = validation.integer("pool_every", pool_every, 1)
+    if not isinstance(zero_padding, bool):
+        raise TypeError(f"zero_padding must be True or False, got {zero_padding!r}")
     widths = [n]
     for layer in range(1, depth + 1):
         n = n + s if zero_padding else n - s
@@ -74,7 +81,7 @@ def toeplitz_matrix(filt: torch.Tensor, n: int) -> torch.Tensor:
     """
     if filt.dim() != 1 or filt.numel() < 2:
         raise ValueError(f"filt must be a 1-D tensor with at least 2 taps, got shape {tuple(filt.shape)}")
-    n = config.check_int("n", n, 1)
+    n = validation.integer("n", n, 1)
     s = filt.numel() - 1
     offset = torch.arange(n + s)[:, None] - torch.arange(n)[None, :]
     inside = (offset >= 0) & (offset <= s)
@@ -106,7 +113,7 @@ class DCNN1d(nn.Module):
             input_dim, depth, filter_size, zero_padding=zero_padding, pooling=pooling, pool_every=pool_every
         )
         self.input_dim, self.depth, self.filter_size = int(input_dim), int(depth), int(filter_size)
-        self.channels = config.check_int("channels", channels, 1)
+        self.channels = validation.integer("channels", channels, 1)
         self.zero_padding, self.pooling, self.pool_every = zero_padding, pooling, int(pool_every)
         self.convs = nn.ModuleList(
             nn.Conv1d(1 if layer == 0 else channels, channels, filter_size + 1, padding=filter_size * zero_padding)
@@ -172,8 +179,11 @@ class FCNet(nn.Module):
 
     def __init__(self, input_dim: int, width: int, hidden_layers: int = 2) -> None:
         super().__init__()
-        self.input_dim = config.check_int("input_dim", input_dim, 1)
-        width, hidden_layers = config.check_int("width", width, 1), config.check_int("hidden_layers", hidden_layers, 1)
+        self.input_dim = validation.integer("input_dim", input_dim, 1)
+        width = validation.integer("width", width, 1)
+        hidden_layers = validation.integer("hidden_layers", hidden_layers, 1)
+        validation.memory(f"FCNet(width={width}, hidden_layers={hidden_layers})",
+                          4 * (input_dim + 1 + hidden_layers * (width + 1)) * width)
         sizes = [input_dim] + [width] * hidden_layers
         self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
         self.readout = nn.Linear(width, 1)
@@ -188,17 +198,21 @@ class FCNet(nn.Module):
 
 def count_params(model: nn.Module) -> int:
     """Number of trainable parameters. Introduced in notebook 03."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def fc_params(input_dim: int, width: int, hidden_layers: int) -> int:
     """Parameter count of :class:`FCNet`: ``(d + 1) w + (h - 1)(w + 1) w + w + 1``. Introduced in notebook 03."""
+    input_dim, width = validation.integer("input_dim", input_dim, 1), validation.integer("width", width, 1)
+    hidden_layers = validation.integer("hidden_layers", hidden_layers, 1)
     return (input_dim + 1) * width + (hidden_layers - 1) * (width + 1) * width + width + 1
 
 
 def matched_fc(input_dim: int, n_params: int, hidden_layers: int = 2) -> FCNet:
     """The :class:`FCNet` whose parameter count is closest to ``n_params``. Introduced in notebook 03."""
-    n_params = config.check_int("n_params", n_params, fc_params(input_dim, 1, hidden_layers))
+    n_params = validation.integer("n_params", n_params, fc_params(input_dim, 1, hidden_layers))
     width = 1
     while fc_params(input_dim, width + 1, hidden_layers) <= n_params:
         width += 1
@@ -219,10 +233,10 @@ class BumpSeries:
     """
 
     def __init__(self, input_dim: int, smoothness: float, levels: int, seed: int = 0) -> None:
-        self.input_dim = config.check_int("input_dim", input_dim, 1)
-        self.levels = config.check_int("levels", levels, 0)
-        if not 0 < smoothness < 2:
-            raise ValueError(f"smoothness={smoothness} is not allowed; the sin^2 bump supports 0 < r < 2")
+        self.input_dim = validation.integer("input_dim", input_dim, 1)
+        self.levels = validation.integer("levels", levels, 0)
+        smoothness = validation.real("smoothness", smoothness, 0.0, 2.0, low_open=True, high_open=True)
+        seed = validation.integer("seed", seed, 0)
         if 2 ** (self.levels * self.input_dim) > 2**22:
             raise ValueError(f"levels={levels} with input_dim={input_dim} needs more than 2^22 signs per level")
         self.smoothness = float(smoothness)
@@ -263,9 +277,12 @@ def sample(
     target: BumpSeries, m: int, noise: float = 0.0, seed: int = 0, dtype: torch.dtype = torch.float32
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``m`` points uniform on ``[0, 1]^d`` and labels ``f(x) + noise * N(0, 1)``. Introduced in notebook 03."""
-    m = config.check_int("m", m, 1)
-    if noise < 0:
-        raise ValueError(f"noise={noise} must be >= 0")
+    if not isinstance(target, BumpSeries):
+        raise TypeError(f"target must be a BumpSeries, got {type(target).__name__}")
+    m = validation.integer("m", m, 1)
+    noise = validation.real("noise", noise, 0.0)
+    seed = validation.integer("seed", seed, 0)
+    validation.memory(f"sample(m={m})", 8 * m * (target.input_dim + 3))
     gen = torch.Generator().manual_seed(seed)
     x = torch.rand(m, target.input_dim, generator=gen, dtype=torch.float64)
     y = target(x) + noise * torch.randn(m, generator=gen, dtype=torch.float64)
@@ -279,6 +296,7 @@ def sample_many(
 
     Introduced in notebook 03.
     """
+    seeds = validation.integers("seeds", seeds, minimum=0)
     pairs = [sample(target, m, noise, seed) for seed in seeds]
     return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
 
@@ -305,7 +323,11 @@ def fit(
     models = list(models)
     if not models or not all(isinstance(m, nn.Module) for m in models):
         raise TypeError("models must be a non-empty sequence of torch.nn.Module")
-    steps, k = config.check_int("steps", steps, 1), len(models)
+    steps, k = validation.integer("steps", steps, 1), len(models)
+    lr = validation.real("lr", lr, 0.0, low_open=True)
+    seed = validation.integer("seed", seed, 0)
+    if batch_size is not None:
+        batch_size = validation.integer("batch_size", batch_size, 1)
     if x.dim() not in (2, 3) or (x.dim() == 3 and x.shape[0] != k) or y.shape != x.shape[:-1]:
         raise ValueError(
             f"x must be (n, d) or ({k}, n, d) and y (n,) or ({k}, n); got {tuple(x.shape)} and {tuple(y.shape)}"
@@ -374,7 +396,10 @@ def sweep(
     ``samples(value)`` points, labels with ``noise``), and measure its relative squared L2 error on a noise-free test
     set. Seed ``k`` fixes the initialisation (``config.seed_everything(k)``) and the training sample. Models and
     data live on ``device``. Introduced in notebook 03."""
-    seeds = config.check_int("seeds", seeds, 1)
+    seeds = validation.integer("seeds", seeds, 1)
+    steps = validation.integer("steps", steps, 1)
+    lr, noise = validation.real("lr", lr, 0.0, low_open=True), validation.real("noise", noise, 0.0)
+    test_samples = validation.integer("test_samples", test_samples, 1)
     values = list(values)
     x_test, y_test = (t.to(device) for t in sample(target, test_samples, seed=10_000))
     norm = float((y_test**2).mean())  # ||f||^2 estimated on the test points
@@ -401,7 +426,7 @@ def sweep(
 def approximation_axis(depth: np.ndarray | Sequence[float] | float) -> np.ndarray:
     """The depth axis of Lin's rate, ``L^2 / log L`` (needs ``L >= 2``). Introduced in notebook 03."""
     depth = np.asarray(depth, dtype=float)
-    if np.any(depth < 2):
+    if not np.all(np.isfinite(depth)) or np.any(depth < 2):
         raise ValueError(f"depth={depth} must be >= 2 (L^2 / log L is undefined or infinite below)")
     return depth**2 / np.log(depth)
 
@@ -410,11 +435,13 @@ def approximation_rate(depth: np.ndarray | Sequence[float] | float, r: float, d:
     """Lin (2023): squared approximation error of depth-``L`` DCNNs, ``(L^2 / log L)^{-2r/d}`` (up to constants).
 
     Introduced in notebook 03."""
+    r, d = validation.real("r", r, 0.0, low_open=True), validation.integer("d", d, 1)
     return approximation_axis(depth) ** (-2 * r / d)
 
 
 def learning_rate(m: np.ndarray | Sequence[float] | float, r: float, d: int) -> np.ndarray:
     """The (almost) optimal learning rate of ERM with ``m`` samples, ``m^{-2r/(2r+d)}``. Introduced in notebook 03."""
+    r, d = validation.real("r", r, 0.0, low_open=True), validation.integer("d", d, 1)
     return np.asarray(m, dtype=float) ** (-2 * r / (2 * r + d))
 
 
@@ -423,7 +450,9 @@ def depth_for_samples(m: int, r: float, d: int, scale: float = 1.0) -> int:
 
     It balances the approximation error ``L^{-4r/d}`` against the estimation error ``~ L^2 / m``.
     Introduced in notebook 03."""
-    m = config.check_int("m", m, 1)
+    m = validation.integer("m", m, 1)
+    r, d = validation.real("r", r, 0.0, low_open=True), validation.integer("d", d, 1)
+    scale = validation.real("scale", scale, 0.0, low_open=True)
     return max(2, math.ceil(scale * m ** (d / (2 * (2 * r + d)))))
 
 

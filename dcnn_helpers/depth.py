@@ -21,7 +21,7 @@ What is here:
 
 from __future__ import annotations
 
-import itertools
+import copy
 import math
 import time
 import warnings
@@ -31,10 +31,16 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from scipy.optimize import nnls
 from torch import nn
 
-from dcnn_helpers import config, regions
+from dcnn_helpers import config, regions, validation
+from dcnn_helpers._erm_programs import (
+    best_program,
+    hyperplane_geometry,
+    sign_split_pairs,
+    splits_from_geometry,
+    standardise,
+)
 
 __all__ = [
     "mlp",
@@ -117,9 +123,9 @@ def mlp(widths: Sequence[int], dtype: torch.dtype = torch.float64) -> nn.Sequent
 
     Introduced in notebook 02.
     """
-    widths = [config.check_int("widths[i]", w, 1) for w in widths]
-    if len(widths) < 2:
-        raise ValueError(f"widths={widths} needs at least an input and an output width")
+    widths = validation.integers("widths", widths, minimum=1, min_length=2)
+    size = torch.finfo(dtype).bits // 8 if dtype.is_floating_point else 8
+    validation.memory(f"mlp(widths={list(widths)})", size * sum((a + 1) * b for a, b in zip(widths[:-1], widths[1:])))
     layers: list[nn.Module] = []
     for i, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
         if i:
@@ -159,12 +165,16 @@ def num_parameters(net: nn.Module) -> int:
 def mse(model: nn.Module, X: torch.Tensor | np.ndarray, y: torch.Tensor | np.ndarray) -> float:
     """Mean squared error of ``model`` on inputs ``X`` (shape ``(D, n)``) and targets ``y`` (``D`` values), float64.
 
-    Introduced in notebook 02.
+    Introduced in notebook 02. A model that is not float64 on the CPU is evaluated as a float64 copy.
     """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     X_t = torch.as_tensor(np.asarray(X, dtype=np.float64))
     y_t = torch.as_tensor(np.asarray(y, dtype=np.float64)).reshape(-1)
+    if any(p.dtype != torch.float64 or p.device.type != "cpu" for p in model.parameters()):
+        model = copy.deepcopy(model).to("cpu", torch.float64)  # the caller's model stays as it is
     with torch.no_grad():
-        pred = model.to(torch.float64)(X_t).reshape(-1)
+        pred = model(X_t).reshape(-1)
     return float(torch.mean((pred - y_t) ** 2))
 
 
@@ -177,7 +187,7 @@ def sawtooth_net(k: int, dtype: torch.dtype = torch.float64) -> nn.Sequential:
 
     On ``[0, 1]`` it has exactly ``2^k`` linear pieces, with breakpoints at ``j / 2^k``. Introduced in notebook 02.
     """
-    k = config.check_int("k", k, 1)
+    k = validation.integer("k", k, 1)
     tent = _from_affine(
         [
             (torch.tensor([[1.0], [1.0]], dtype=dtype), torch.tensor([0.0, -0.5], dtype=dtype)),
@@ -245,8 +255,9 @@ def shallow_equivalent(net: nn.Sequential, lo: float, hi: float) -> nn.Sequentia
     Its kinks are read off exactly by notebook 01's :func:`dcnn_helpers.regions.pieces_1d` on ``[lo, hi]``, which
     must contain every kink of ``net`` (outside it, ``net`` is taken to be affine). Introduced in notebook 02.
     """
+    lo, hi = validation.real("lo", lo), validation.real("hi", hi)
     if not lo < hi:
-        raise ValueError(f"need lo < hi, got lo={lo!r}, hi={hi!r}")
+        raise ValueError(f"lo={lo!r} must be smaller than hi={hi!r}")
     pieces = regions.pieces_1d(net, lo, hi)
     knots = np.concatenate([[lo], pieces.breakpoints, [hi]])
     with torch.no_grad():
@@ -263,8 +274,7 @@ def zigzag_net(a: Sequence[float], M: float, dtype: torch.dtype = torch.float64)
     units. Introduced in notebook 02.
     """
     a_arr = np.asarray(a, dtype=np.float64).reshape(-1)
-    if not (isinstance(M, (int, float, np.integer, np.floating)) and not isinstance(M, bool) and M > 0):
-        raise ValueError(f"M={M!r} must be a positive number")
+    M = validation.real("M", M, 0.0, low_open=True)
     if a_arr.size == 0 or a_arr[0] <= 0 or a_arr[-1] >= M or np.any(np.diff(a_arr) <= 0):
         raise ValueError(f"a={a_arr.tolist()} must be a non-empty strictly increasing sequence inside (0, M={M})")
     knots = np.concatenate([[-float(M), 0.0], a_arr, [float(M)]])
@@ -279,7 +289,8 @@ def max_net(n: int, dtype: torch.dtype = torch.float64) -> nn.Sequential:
     through as ``ReLU(x) − ReLU(−x)`` (2 units). All weights are 0 or ±1 and all biases 0, so on integer inputs the
     network computes the maximum exactly. Introduced in notebook 02.
     """
-    n = config.check_int("n", n, 1)
+    n = validation.integer("n", n, 1)
+    validation.memory(f"max_net(n={n})", 3 * n * n * torch.finfo(dtype).bits // 8)
     maps: list[tuple[torch.Tensor, torch.Tensor]] = []
     readout = torch.eye(n, dtype=dtype)  # current values = readout @ (previous layer's units or the input)
     while readout.shape[0] > 1:
@@ -324,7 +335,7 @@ def zonotope_net(
 
     Depth ``k + 2`` and size ``2m + wk`` with ``w = len(a) + 1``. Introduced in notebook 02.
     """
-    k = config.check_int("k", k, 1)
+    k = validation.integer("k", k, 1)
     return compose(support_function_net(generators, dtype), *[zigzag_net(a, M, dtype)] * k)
 
 
@@ -337,9 +348,7 @@ def pieces_upper_bound(widths: Sequence[int]) -> int:
 
     Introduced in notebook 02.
     """
-    widths = [config.check_int("widths[i]", w, 1) for w in widths]
-    if not widths:
-        raise ValueError("widths must list at least one hidden layer")
+    widths = validation.integers("widths", widths, minimum=1)
     return 2 ** (len(widths) - 1) * (widths[0] + 1) * math.prod(widths[1:])
 
 
@@ -348,8 +357,8 @@ def pieces_upper_bound_size(size: int, hidden_layers: int) -> float:
 
     Introduced in notebook 02.
     """
-    size = config.check_int("size", size, 1)
-    k = config.check_int("hidden_layers", hidden_layers, 1)
+    size = validation.integer("size", size, 1)
+    k = validation.integer("hidden_layers", hidden_layers, 1)
     return (2 * size / k) ** k
 
 
@@ -364,8 +373,8 @@ def min_size_for_pieces(pieces: int, hidden_layers: int) -> float:
 
     Introduced in notebook 02.
     """
-    p = config.check_int("pieces", pieces, 1)
-    k = config.check_int("hidden_layers", hidden_layers, 1)
+    p = validation.integer("pieces", pieces, 1)
+    k = validation.integer("hidden_layers", hidden_layers, 1)
     return 0.5 * k * _root_power(p, 1, k) - 1
 
 
@@ -376,8 +385,8 @@ def gap_table(hidden_layers: int, w: int) -> list[dict[str, float | int]]:
     ``½·k'·w^(k/k') − 1``. With ``w = k0`` and ``hidden_layers = k0²`` the row ``k' = k0`` is Cor. 3.4's
     ``½·k0^(k0+1) − 1``. Introduced in notebook 02.
     """
-    k = config.check_int("hidden_layers", hidden_layers, 1)
-    w = config.check_int("w", w, 2)
+    k = validation.integer("hidden_layers", hidden_layers, 1)
+    w = validation.integer("w", w, 2)
     return [
         {
             "hidden layers k'": kp,
@@ -395,7 +404,7 @@ def zonotope_pieces_formula(n: int, m: int, w: int, k: int) -> int:
 
     ``(m − 1)^(n − 1) · w^k`` (form reconstructed; present it as a lower bound). Introduced in notebook 02.
     """
-    n, m, w, k = (config.check_int(name, v, 1) for name, v in (("n", n), ("m", m), ("w", w), ("k", k)))
+    n, m, w, k = (validation.integer(name, v, 1) for name, v in (("n", n), ("m", m), ("w", w), ("k", k)))
     return (m - 1) ** (n - 1) * w**k
 
 
@@ -408,8 +417,8 @@ def num_splits_general_position(D: int, n: int) -> int:
 
     Introduced in notebook 02.
     """
-    D = config.check_int("D", D, 1)
-    n = config.check_int("n", n, 1)
+    D = validation.integer("D", D, 1)
+    n = validation.integer("n", n, 1)
     return 2 * sum(math.comb(D - 1, k) for k in range(n + 1))
 
 
@@ -431,49 +440,6 @@ def _as_data(X: torch.Tensor | np.ndarray, y: torch.Tensor | np.ndarray | None =
     return X_np, y_np.reshape(-1)
 
 
-def _hyperplane_geometry(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The hyperplanes through every ``n`` of the points ``x_j`` and the signs of all points relative to them.
-
-    With ``g_j = (x_j, 1)``, returns ``(norms, subsets, normals, values)``: ``norms[j] = |g_j|``, ``subsets``
-    (C, n) indexes the points each hyperplane passes through, ``normals`` (C, n+1) are unit normals ``v_c`` and
-    ``values[j, c] = <g_j, v_c> / |g_j|``, set to exactly 0 on the points the hyperplane passes through. Raises if
-    the points are not in general position (``n + 1`` of them on one hyperplane).
-    """
-    D, n = X.shape
-    if D < n + 1:
-        raise ValueError(f"X has D={D} points in R^{n}; the exact algorithm needs at least n + 1 = {n + 1}")
-    G = np.hstack([X, np.ones((D, 1))])
-    norms = np.linalg.norm(G, axis=1)
-    G = G / norms[:, None]
-    full = np.array(list(itertools.combinations(range(D), n + 1)))
-    dets = np.abs(np.linalg.det(G[full]))
-    if dets.min() < 1e-9:
-        bad = full[int(np.argmin(dets))].tolist()
-        raise ValueError(
-            f"X must be in general position (no {n + 1} points on one hyperplane; for n = 1: distinct values); "
-            f"points {bad} are (nearly) degenerate"
-        )
-    subsets = np.array(list(itertools.combinations(range(D), n)))
-    normals = np.linalg.svd(G[subsets])[2][:, -1, :]  # null vector of each n x (n+1) block
-    values = G @ normals.T
-    values[subsets, np.arange(len(subsets))[:, None]] = 0.0
-    return norms, subsets, normals, values
-
-
-def _splits_from_geometry(subsets: np.ndarray, values: np.ndarray) -> np.ndarray:
-    D, C = values.shape
-    n = subsets.shape[1]
-    found = [np.zeros((1, D), bool), np.ones((1, D), bool)]
-    cols = np.arange(C)[:, None]
-    for orientation in (1.0, -1.0):
-        base = (orientation * values > 0).T  # (C, D)
-        for assignment in itertools.product((False, True), repeat=n):
-            rows = base.copy()
-            rows[cols, subsets] = np.array(assignment)
-            found.append(rows)
-    return np.unique(np.concatenate(found), axis=0)
-
-
 def hyperplane_splits(X: torch.Tensor | np.ndarray) -> np.ndarray:
     """All splits of the rows of ``X`` (shape ``(D, n)``, general position) by an affine hyperplane.
 
@@ -482,8 +448,8 @@ def hyperplane_splits(X: torch.Tensor | np.ndarray) -> np.ndarray:
     slightly, so it suffices to try those. Introduced in notebook 02.
     """
     X_np, _ = _as_data(X)
-    _, subsets, _, values = _hyperplane_geometry(X_np)
-    return _splits_from_geometry(subsets, values)
+    _, subsets, _, values = hyperplane_geometry(X_np)
+    return splits_from_geometry(subsets, values)
 
 
 @dataclass
@@ -491,8 +457,9 @@ class ExactERMResult:
     """What :func:`exact_erm_one_hidden_layer` found. Introduced in notebook 02.
 
     ``loss``: mean squared error of ``model`` on the data; ``objective``: the best convex program's optimum divided
-    by ``D`` (equal to ``loss`` up to rounding); ``programs``: convex programs solved; ``programs_algorithm1``:
-    ``2^w S^w``, what Algorithm 1 enumerates before removing unit permutations; ``splits``: ``S``.
+    by ``D`` (equal to ``loss`` to ``ERM_TOL``, checked before returning); ``programs``: convex programs solved;
+    ``programs_algorithm1``: ``2^w S^w``, what Algorithm 1 enumerates before removing unit permutations;
+    ``splits``: ``S``.
     """
 
     loss: float
@@ -502,6 +469,10 @@ class ExactERMResult:
     programs_algorithm1: int
     splits: int
     seconds: float
+
+
+# loss and objective must agree to ERM_TOL times the targets' mean square (they differ only by rounding)
+ERM_TOL = 1e-9
 
 
 def exact_erm_one_hidden_layer(
@@ -520,11 +491,16 @@ def exact_erm_one_hidden_layer(
     each *set* of ``w`` distinct (sign, split) pairs is solved once: ``C(2S − 1, w)`` programs (the empty split
     counted once). Needs the points in general position and at least ``n + 1`` of them. Raises ``ValueError`` when
     that count exceeds ``max_programs``. Introduced in notebook 02.
+
+    The programs are solved on standardised data (each input coordinate and the targets centred and scaled to unit
+    spread): the class of networks is closed under affine changes of the input and output, so the optimum is the
+    same, and translated or rescaled data (``X + 1000``, ``1e-4 X``) give the same answer. The result's ``loss``
+    (recomputed from ``model`` on the original data) equals its ``objective`` to ``ERM_TOL``; that is checked.
     """
     start = time.perf_counter()
     X_np, y_np = _as_data(X, y)
-    width = config.check_int("width", width, 1)
-    max_programs = config.check_int("max_programs", max_programs, 1)
+    width = validation.integer("width", width, 1)
+    max_programs = validation.integer("max_programs", max_programs, 1)
     D, n = X_np.shape
     splits_expected = num_splits_general_position(D, n)
     programs_expected = math.comb(2 * splits_expected - 1, width)
@@ -534,54 +510,37 @@ def exact_erm_one_hidden_layer(
             f"({splits_expected:,} hyperplane splits); that is more than max_programs={max_programs:,}. "
             "Use fewer points, a smaller width, or raise max_programs."
         )
-    norms, subsets, normals, values = _hyperplane_geometry(X_np)
-    splits = _splits_from_geometry(subsets, values)
-    directions = np.concatenate([normals, -normals])  # candidate extreme rays of every split's cone
-    signed_values = np.concatenate([values, -values], axis=1)
-
-    # (sign, split) pairs with their columns s * [j in P] * <ray, g_j>, exactly 0 where a ray's hyperplane passes
-    # through the point (else rounding noise there would let a huge coefficient fake a fit); all-zero columns dropped
-    pairs: list[tuple[float, np.ndarray, np.ndarray]] = []  # (sign, rays (r, n+1), columns (D, r))
-    for split in splits:
-        feasible = np.all(np.where(split[:, None], signed_values >= 0, signed_values <= 0), axis=0)
-        columns = norms[:, None] * signed_values[:, feasible] * split[:, None]
-        useful = columns.any(axis=0)
-        rays, columns = directions[feasible][useful], columns[:, useful]
-        if not split.any():
-            pairs.append((1.0, rays, columns))
-            continue
-        pairs += [(1.0, rays, columns), (-1.0, rays, -columns)]
-    const = np.stack([np.ones(D), -np.ones(D)], axis=1)
-
+    Z, x_centre, x_scale = standardise(X_np)
+    y_centre, y_scale = float(y_np.mean()), float(y_np.std()) or 1.0
+    t = (y_np - y_centre) / y_scale
+    pairs, n_splits = sign_split_pairs(Z)
     units = min(width, len(pairs))
-    combos = itertools.combinations(range(len(pairs)), units)
-    total = math.comb(len(pairs), units)
-    best = (math.inf, None, None)
-    for combo in combos:
-        A = np.concatenate([pairs[p][2] for p in combo] + [const], axis=1)
-        coef, rnorm = nnls(A, y_np, maxiter=50 * A.shape[1])
-        if rnorm < best[0]:
-            best = (rnorm, combo, coef.copy())
+    rnorm, combo, coef = best_program(pairs, t, units)
+    model = _erm_network(pairs, combo, coef, width, n, (x_centre, x_scale), (y_centre, y_scale))
+    objective = float(rnorm**2 / D) * y_scale**2
+    loss = mse(model, X_np, y_np)
+    if abs(loss - objective) > ERM_TOL * max(float(np.mean(y_np**2)), np.finfo(float).tiny):
+        raise RuntimeError(f"exact ERM lost accuracy: the model's loss {loss!r} differs from the optimum {objective!r}")
+    return ExactERMResult(loss=loss, objective=objective, model=model, programs=math.comb(len(pairs), units),
+                          programs_algorithm1=2**width * n_splits**width, splits=n_splits,
+                          seconds=time.perf_counter() - start)
 
-    rnorm, combo, coef = best
+
+def _erm_network(pairs, combo, coef, width, n, x_transform, y_transform) -> nn.Sequential:
+    """The network of the best program, mapped back from standardised to original coordinates:
+    ``f(x) = y_scale * g((x - x_centre) / x_scale) + y_centre``."""
+    (x_centre, x_scale), (y_centre, y_scale) = x_transform, y_transform
     W, b, out = np.zeros((width, n)), np.zeros(width), np.zeros((1, width))
     offset = 0
     for i, p in enumerate(combo):
         sign, rays, _ = pairs[p]
         theta = rays.T @ coef[offset : offset + len(rays)]
         offset += len(rays)
-        W[i], b[i], out[0, i] = theta[:n], theta[n], sign
-    c = coef[offset] - coef[offset + 1]
-    model = _from_affine([(_tensor(W), _tensor(b)), (_tensor(out), _tensor([c]))])
-    return ExactERMResult(
-        loss=mse(model, X_np, y_np),
-        objective=float(rnorm**2 / D),
-        model=model,
-        programs=total,
-        programs_algorithm1=2**width * len(splits) ** width,
-        splits=len(splits),
-        seconds=time.perf_counter() - start,
-    )
+        W[i] = y_scale * theta[:n] / x_scale
+        b[i] = y_scale * (theta[n] - theta[:n] @ (x_centre / x_scale))
+        out[0, i] = sign
+    c = y_scale * (coef[offset] - coef[offset + 1]) + y_centre
+    return _from_affine([(_tensor(W), _tensor(b)), (_tensor(out), _tensor([c]))])
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -612,13 +571,15 @@ def train_restarts(
     built one after the other); all are trained at once with batched matrix products, which is the same as training
     them one by one. ``progress`` shows a progress bar over the steps. Introduced in notebook 02.
     """
-    restarts = config.check_int("restarts", restarts, 1)
-    steps = config.check_int("steps", steps, 0)
-    if not (isinstance(lr, (int, float)) and lr > 0):
-        raise ValueError(f"lr={lr!r} must be a positive number")
+    restarts = validation.integer("restarts", restarts, 1)
+    steps = validation.integer("steps", steps, 0)
+    lr = validation.real("lr", lr, 0.0, low_open=True)
+    seed = validation.integer("seed", seed, 0)
     X_np, y_np = _as_data(X, y)
-    widths = list(widths)
-    if not widths or widths[0] != X_np.shape[1] or widths[-1] != 1:
+    widths = list(validation.integers("widths", widths, minimum=1, min_length=2))
+    validation.memory(f"train_restarts(restarts={restarts}, widths={widths})",
+                      8 * 4 * restarts * sum((a + 1) * b for a, b in zip(widths[:-1], widths[1:])))
+    if widths[0] != X_np.shape[1] or widths[-1] != 1:
         raise ValueError(f"widths={widths} must start with the input dimension {X_np.shape[1]} and end with 1")
     config.seed_everything(seed)
     models = [mlp(widths) for _ in range(restarts)]
@@ -670,12 +631,14 @@ def deep_vs_shallow(
     by :func:`train_restarts`. The deep net with ``L = k`` can represent the target exactly (:func:`sawtooth_net`);
     no shallow one of this size can (it has at most ``2L + 1`` pieces). Introduced in notebook 02.
     """
-    k = config.check_int("k", k, 1)
-    points = config.check_int("points", points, 2)
+    k = validation.integer("k", k, 1)
+    points = validation.integer("points", points, 2)
+    restarts, steps = validation.integer("restarts", restarts, 1), validation.integer("steps", steps, 0)
+    lr, seed = validation.real("lr", lr, 0.0, low_open=True), validation.integer("seed", seed, 0)
     x = torch.linspace(0, 1, points, dtype=torch.float64)[:, None]
     with torch.no_grad():
         target = sawtooth_net(k)(x)[:, 0]
-    layers = [config.check_int("layers[i]", L, 1) for L in layers]
+    layers = validation.integers("layers", layers, minimum=1)
     configs = [(L, "deep", [1] + [2] * L + [1]) for L in layers] + [(L, "shallow", [1, 2 * L, 1]) for L in layers]
     runs: list[FitRun] = []
     for L, family, widths in config.progress(configs, desc="deep vs shallow"):

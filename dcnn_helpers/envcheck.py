@@ -21,6 +21,8 @@ from packaging.requirements import Requirement
 
 from . import config, data
 
+__all__ = ["Check", "requirements", "check_requirement", "check_device", "check_data", "run_checks", "main"]
+
 DISTRIBUTION = "dcnn-helpers"
 FULL_EXTRAS = ("lab", "test", "tools")  # what `make lab` installs besides the run-time dependencies
 
@@ -45,6 +47,8 @@ def in_colab() -> bool:
 def requirements(extras: tuple[str, ...] = FULL_EXTRAS) -> list[Requirement]:
     """The package's requirements for this Python (with the given extras; ``()``: run time only), from its installed
     metadata or else ``pyproject.toml``."""
+    if isinstance(extras, str) or not all(isinstance(extra, str) for extra in extras):
+        raise TypeError(f"extras must be a tuple of extra names such as ('test',), got {extras!r}")
     try:
         raw = metadata.requires(DISTRIBUTION) or []
     except metadata.PackageNotFoundError:
@@ -72,6 +76,8 @@ def _requirements_from_pyproject(path: Path) -> list[str]:
 
 def check_requirement(req: Requirement) -> Check:
     """Is ``req`` installed in a version its specifier allows?"""
+    if not isinstance(req, Requirement):
+        raise TypeError(f"req must be a packaging Requirement, got {type(req).__name__}")
     try:
         version = metadata.version(req.name)
     except metadata.PackageNotFoundError:

@@ -36,7 +36,12 @@ import torch
 from torch import nn
 from torch.func import functional_call, jacrev, vmap
 
-from . import config
+from . import config, validation
+
+__all__ = ["ACTIVATIONS", "EMBEDDINGS", "DTYPE", "RankResult", "default_rtol", "spectral_rank", "jacobian",
+           "loop_jacobian", "model_rank", "benchmark", "fully_connected", "param_count", "random_target", "embed",
+           "two_layer_ranks", "optimistic_sample_size", "matrix_factorisation_rank", "MatrixFactorisation",
+           "entry_inputs", "RecoveryResult", "two_layer_target", "recovery_experiment", "main"]
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "sigmoid": nn.Sigmoid}
 EMBEDDINGS = ("zero", "split", "random")
@@ -95,8 +100,7 @@ def spectral_rank(matrix: torch.Tensor, rtol: float | None = None) -> RankResult
     shape = (int(matrix.shape[0]), int(matrix.shape[1]))
     if rtol is None:
         rtol = default_rtol(shape)
-    if not isinstance(rtol, (float, int)) or isinstance(rtol, bool) or not 0 < rtol < 1:
-        raise ValueError(f"rtol={rtol!r} must be a number in (0, 1) or None for the default")
+    rtol = validation.real("rtol", rtol, 0.0, 1.0, low_open=True, high_open=True)
     s = torch.linalg.svdvals(matrix.detach().to(DTYPE))
     threshold = float(rtol) * float(s[0]) if len(s) else 0.0
     rank = int((s > threshold).sum()) if threshold > 0 else 0
@@ -149,6 +153,18 @@ def _check_inputs(model: nn.Module, inputs: torch.Tensor | np.ndarray) -> torch.
     return inputs.detach().to(DTYPE)
 
 
+def _check_eval_mode(model: nn.Module) -> None:
+    """Refuse a model whose BatchNorm or Dropout layers are in training mode: per-sample calls would see batch
+    statistics of one sample (or random masks), so the Jacobian would not be that of the model as evaluated."""
+    stateful = (nn.modules.batchnorm._BatchNorm, nn.modules.dropout._DropoutNd)
+    training = sorted({type(m).__name__ for m in model.modules() if m.training and isinstance(m, stateful)})
+    if training:
+        raise ValueError(
+            f"model has {', '.join(training)} layers in training mode; call model.eval() first (the Jacobian is that "
+            "of the model as evaluated, sample by sample)"
+        )
+
+
 def jacobian(model: nn.Module, inputs: torch.Tensor | np.ndarray) -> torch.Tensor:
     """The float64 sample Jacobian: rows = samples (x outputs), columns = all parameters in ``named_parameters`` order.
 
@@ -158,7 +174,10 @@ def jacobian(model: nn.Module, inputs: torch.Tensor | np.ndarray) -> torch.Tenso
     statistics: per-sample calls). Introduced in notebook 04.
     """
     params, buffers = _float64_state(model)
+    _check_eval_mode(model)
     x = _check_inputs(model, inputs)
+    n_params = sum(p.numel() for p in params.values())
+    validation.memory(f"the Jacobian of {n_params:,} parameters at {x.shape[0]:,} samples", 16 * x.shape[0] * n_params)
 
     def one_sample(p: dict[str, torch.Tensor], xi: torch.Tensor) -> torch.Tensor:
         return functional_call(model, (p, buffers), (xi.unsqueeze(0),)).reshape(-1)
@@ -174,6 +193,7 @@ def loop_jacobian(model: nn.Module, inputs: torch.Tensor | np.ndarray) -> torch.
     Runs on a float64 copy of the model. The slow reference the benchmark compares against. Introduced in notebook 04.
     """
     _float64_state(model)  # the same checks and warning as jacobian()
+    _check_eval_mode(model)
     x = _check_inputs(model, inputs)
     twin = copy.deepcopy(model).to(DTYPE)
     params = list(twin.parameters())
@@ -204,7 +224,9 @@ def benchmark(d: int = 5, m: int = 50, n: int = 4000, repeats: int = 3, seed: in
     Returns the best-of-``repeats`` seconds of the vectorised Jacobian, one timing of the loop, their ratio, the
     largest difference between the two Jacobians, and the sizes. Introduced in notebook 04.
     """
-    gen = config.seed_everything(seed)
+    d, m, n = (validation.integer(name, v, 1) for name, v in (("d", d), ("m", m), ("n", n)))
+    repeats = validation.integer("repeats", repeats, 1)
+    gen = config.seed_everything(validation.integer("seed", seed, 0))
     model = fully_connected((d, m, 1))
     x = torch.randn(n, d, dtype=DTYPE, generator=gen)
     fast = []
@@ -231,17 +253,8 @@ def benchmark(d: int = 5, m: int = 50, n: int = 4000, repeats: int = 3, seed: in
 
 
 def _check_widths(widths: Sequence[int], name: str = "widths") -> tuple[int, ...]:
-    widths = tuple(widths)
-    if len(widths) < 2 or not all(isinstance(w, (int, np.integer)) and not isinstance(w, bool) and w >= 1
-                                  for w in widths):
-        raise ValueError(f"{name}={widths!r} must list at least two positive integer layer widths (input ... output)")
-    return tuple(int(w) for w in widths)
-
-
-def _check_activation(activation: str) -> str:
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"activation={activation!r} is not supported; use one of {', '.join(ACTIVATIONS)}")
-    return activation
+    """Layer widths (input ... output): at least two positive integers."""
+    return validation.integers(name, widths, minimum=1, min_length=2)
 
 
 def fully_connected(widths: Sequence[int], activation: str = "tanh", bias: bool = False) -> nn.Sequential:
@@ -252,7 +265,7 @@ def fully_connected(widths: Sequence[int], activation: str = "tanh", bias: bool 
     Introduced in notebook 04.
     """
     widths = _check_widths(widths)
-    act = ACTIVATIONS[_check_activation(activation)]
+    act = ACTIVATIONS[validation.choice("activation", activation, tuple(ACTIVATIONS))]
     layers: list[nn.Module] = []
     for index, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
         last = index == len(widths) - 2
@@ -287,7 +300,7 @@ def random_target(widths: Sequence[int], activation: str = "tanh", bias: bool = 
     Introduced in notebook 04.
     """
     model = fully_connected(widths, activation, bias)
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(validation.integer("seed", seed, 0))
     with torch.no_grad():
         for layer in (mod for mod in model if isinstance(mod, nn.Linear)):
             std = layer.in_features ** -0.5
@@ -317,9 +330,8 @@ def embed(target: nn.Sequential, widths: Sequence[int], how: str = "zero", seed:
         raise ValueError(f"widths={widths} must have the target's depth, input and output widths {narrow}")
     if any(w < k for w, k in zip(widths, narrow)):
         raise ValueError(f"widths={widths} must be at least the target's widths {narrow} in every layer")
-    if how not in EMBEDDINGS:
-        raise ValueError(f"how={how!r} is not an embedding; use one of {', '.join(EMBEDDINGS)}")
-    gen = torch.Generator().manual_seed(seed)
+    validation.choice("how", how, EMBEDDINGS)
+    gen = torch.Generator().manual_seed(validation.integer("seed", seed, 0))
 
     # parent[l][i]: the target neuron that wide neuron i of layer l copies (-1: an extra neuron); share[l][i]: the
     # fraction of that neuron's output weights it carries. Layer 0 is the input, the last layer the output.
@@ -366,8 +378,10 @@ def two_layer_ranks(d: int, m: int, k: int, n: int | None = None, activation: st
     Uses ``n`` standard normal samples (default: ``2 * m * (d + 2)``, enough for every rank here). Returns
     ``{"zero": ..., "split": ..., "random": ..., "generic": ...}``. Introduced in notebook 04.
     """
-    if not 1 <= k <= m:
-        raise ValueError(f"k={k!r} must satisfy 1 <= k <= m={m}")
+    d, m = validation.integer("d", d, 1), validation.integer("m", m, 1)
+    k = validation.integer("k", k, 1, m)
+    n = None if n is None else validation.integer("n", n, 1)
+    seed = validation.integer("seed", seed, 0)
     gen = torch.Generator().manual_seed(seed + 1)
     x = torch.randn(n or 2 * m * (d + 2), d, dtype=DTYPE, generator=gen)
     target = random_target((d, k, 1), activation, bias, seed)
@@ -404,8 +418,8 @@ def matrix_factorisation_rank(d: int, r: int) -> int:
 
     Introduced in notebook 04.
     """
-    if not (isinstance(d, int) and isinstance(r, int) and 0 <= r <= d and d >= 1):
-        raise ValueError(f"need integers d >= 1 and 0 <= r <= d, got d={d!r}, r={r!r}")
+    d = validation.integer("d", d, 1)
+    r = validation.integer("r", r, 0, d)
     return 2 * d * r - r * r
 
 
@@ -418,12 +432,10 @@ class MatrixFactorisation(nn.Module):
 
     def __init__(self, d: int, r: int | None = None, seed: int = 0) -> None:
         super().__init__()
-        if not isinstance(d, int) or d < 1:
-            raise ValueError(f"d={d!r} must be a positive integer")
-        r = d if r is None else r
-        if not isinstance(r, int) or not 0 <= r <= d:
-            raise ValueError(f"r={r!r} must be an integer with 0 <= r <= d={d}")
-        gen = torch.Generator().manual_seed(seed)
+        d = validation.integer("d", d, 1)
+        r = d if r is None else validation.integer("r", r, 0, d)
+        validation.memory(f"MatrixFactorisation(d={d})", 16 * d * d)
+        gen = torch.Generator().manual_seed(validation.integer("seed", seed, 0))
         u, v = torch.zeros(d, d, dtype=DTYPE), torch.zeros(d, d, dtype=DTYPE)
         u[:, :r] = torch.randn(d, r, dtype=DTYPE, generator=gen)
         v[:, :r] = torch.randn(d, r, dtype=DTYPE, generator=gen)
@@ -443,6 +455,8 @@ def entry_inputs(d: int) -> torch.Tensor:
 
     Introduced in notebook 04.
     """
+    d = validation.integer("d", d, 1)
+    validation.memory(f"entry_inputs(d={d})", 16 * d**3)
     eye = torch.eye(d, dtype=DTYPE)
     i, j = torch.meshgrid(torch.arange(d), torch.arange(d), indexing="ij")
     return torch.cat([eye[i.reshape(-1)], eye[j.reshape(-1)]], dim=1)
@@ -491,12 +505,19 @@ def two_layer_target(d: int, k: int, seed: int = 0) -> nn.Sequential:
 
     Normalised so that no target neuron is accidentally tiny. Introduced in notebook 04.
     """
-    target = random_target((d, k, 1), "tanh", seed=seed)
+    k = validation.integer("k", k, 1)
+    target = random_target((validation.integer("d", d, 1), k, 1), "tanh", seed=seed)
     with torch.no_grad():
         weight = target[0].weight
         weight.div_(weight.norm(dim=1, keepdim=True))
         target[2].weight.copy_(torch.where(target[2].weight < 0, -1.0, 1.0))
     return target
+
+
+def _non_empty(name: str, values) -> list:
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or not values:
+        raise ValueError(f"{name} must be a non-empty sequence, got {values!r}")
+    return list(values)
 
 
 def recovery_experiment(d: int, m: int, ks: Sequence[int], n_ratios: Sequence[float], seeds: int = 3,
@@ -518,15 +539,17 @@ def recovery_experiment(d: int, m: int, ks: Sequence[int], n_ratios: Sequence[fl
     one thread is about as fast as several and does not stall on a busy machine; ``None`` keeps the setting.
     Introduced in notebook 04.
     """
-    ks, n_ratios = tuple(int(k) for k in ks), tuple(float(r) for r in n_ratios)
-    if not ks or min(ks) < 1 or max(ks) > m:
-        raise ValueError(f"ks={ks} must be non-empty with 1 <= k <= m={m}")
-    if not n_ratios or min(n_ratios) <= 0:
-        raise ValueError(f"n_ratios={n_ratios} must be non-empty and positive")
-    if seeds < 1 or steps < 1 or n_test < 1 or lr <= 0 or init_scale <= 0 or not 0 <= momentum < 1:
-        raise ValueError("need seeds, steps, n_test >= 1, lr > 0, init_scale > 0 and 0 <= momentum < 1")
-    if dtype not in (torch.float32, torch.float64):
-        raise ValueError(f"dtype={dtype} must be torch.float32 or torch.float64")
+    d, m = validation.integer("d", d, 1), validation.integer("m", m, 1)
+    ks = tuple(validation.integer(f"ks[{i}]", k, 1, m) for i, k in enumerate(_non_empty("ks", ks)))
+    n_ratios = tuple(validation.real(f"n_ratios[{i}]", r, 0.0, low_open=True)
+                     for i, r in enumerate(_non_empty("n_ratios", n_ratios)))
+    seeds, steps = validation.integer("seeds", seeds, 1), validation.integer("steps", steps, 1)
+    n_test = validation.integer("n_test", n_test, 1)
+    lr, init_scale = validation.real("lr", lr, 0.0, low_open=True), validation.real("init_scale", init_scale, 0.0,
+                                                                                       low_open=True)
+    momentum = validation.real("momentum", momentum, 0.0, 1.0, high_open=True)
+    threads = None if threads is None else validation.integer("threads", threads, 1)
+    validation.choice("dtype", dtype, (torch.float32, torch.float64))
     dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     n_values = np.array([[max(1, round(r * optimistic_sample_size((d, k, 1)))) for r in n_ratios] for k in ks])
     n_max = int(n_values.max())

@@ -26,6 +26,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dcnn_helpers import validation
+
+__all__ = ["STAGE_WIDTHS", "STEM_WIDTH", "KINDS", "MERGES", "LAYERS_PER_BRANCH", "Edge", "Branch", "projection",
+           "ResidualBlock", "InceptionBlock", "MergeRunBlock", "CifarNet", "blocks_per_stage", "resnet",
+           "inception_like", "dmrnet", "count_parameters", "matched_depths", "BUILDERS", "merge_matrix", "BranchMap",
+           "linear_run", "unrolled_run", "block_edges", "unit_edges", "network_edges", "enumerate_path_lengths",
+           "path_length_counts", "average_path_length", "block_gradient_norms", "draw_blocks"]
+
 STAGE_WIDTHS = (16, 32, 64)
 STEM_WIDTH = 16
 KINDS = ("resnet", "inception", "dmrnet")
@@ -98,8 +106,7 @@ class MergeRunBlock(nn.Module):
         self, in_channels: int, out_channels: int, stride: int = 1, last: bool = False, merge: str = "average"
     ) -> None:
         super().__init__()
-        if merge not in MERGES:
-            raise ValueError(f"merge={merge!r} is not one of {', '.join(MERGES)}")
+        validation.choice("merge", merge, MERGES)
         self.branch_a = Branch(in_channels, out_channels, stride)
         self.branch_b = Branch(in_channels, out_channels, stride)
         self.shortcut_a = projection(in_channels, out_channels, stride)
@@ -151,8 +158,7 @@ def blocks_per_stage(depth: int) -> int:
 
     Introduced in notebook 06.
     """
-    if not isinstance(depth, (int, np.integer)) or isinstance(depth, bool):
-        raise TypeError(f"depth={depth!r} must be an integer of the form 6n + 2 (8, 14, 20, ...)")
+    depth = validation.integer("depth", depth)
     if depth >= 8 and (depth - 2) % 6 == 0:
         return (int(depth) - 2) // 6
     below = 6 * ((depth - 2) // 6) + 2
@@ -163,18 +169,12 @@ def blocks_per_stage(depth: int) -> int:
     )
 
 
-def _check_widen(widen: int) -> int:
-    if not isinstance(widen, (int, np.integer)) or isinstance(widen, bool):
-        raise TypeError(f"widen={widen!r} must be an integer >= 1")
-    if widen < 1:
-        raise ValueError(f"widen={widen} must be an integer >= 1 (1 gives widths 16, 32, 64)")
-    return int(widen)
-
-
 def _build(kind: str, depth: int, num_classes: int, widen: int, merge: str = "average") -> CifarNet:
-    n, widen = blocks_per_stage(depth), _check_widen(widen)
-    if not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
-        raise ValueError(f"num_classes={num_classes!r} must be a positive integer")
+    n, widen = blocks_per_stage(depth), validation.integer("widen", widen, 1)
+    num_classes = validation.integer("num_classes", num_classes, 1)
+    branches = 1 if kind == "resnet" else 2
+    weights = sum(2 * 9 * branches * n * (base * widen) ** 2 for base in STAGE_WIDTHS)  # the 3x3 convolutions
+    validation.memory(f"{kind}(depth={depth}, widen={widen})", 4 * weights)
     blocks: list[nn.Module] = []
     in_channels = STEM_WIDTH
     for stage, base in enumerate(STAGE_WIDTHS):
@@ -220,8 +220,7 @@ def matched_depths(n: int) -> dict[str, int]:
 
     One inception-like or merge-and-run block has the weights of two residual blocks. Introduced in notebook 06.
     """
-    if not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n={n!r} must be a positive integer")
+    n = validation.integer("n", n, 1)
     return {"resnet": 12 * n + 2, "inception": 6 * n + 2, "dmrnet": 6 * n + 2}
 
 
@@ -236,9 +235,9 @@ def merge_matrix(dim: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
 
     Introduced in notebook 06.
     """
-    if not isinstance(dim, (int, np.integer)) or dim < 1:
-        raise ValueError(f"dim={dim!r} must be a positive integer")
-    eye = torch.eye(int(dim), dtype=dtype)
+    dim = validation.integer("dim", dim, 1)
+    validation.memory(f"merge_matrix(dim={dim})", 4 * dim * dim * 8)
+    eye = torch.eye(dim, dtype=dtype)
     return 0.5 * torch.cat([torch.cat([eye, eye], 1), torch.cat([eye, eye], 1)], 0)
 
 
@@ -280,8 +279,8 @@ def block_edges(kind: str, last: bool = False, layers: int = LAYERS_PER_BRANCH) 
     through the merge, and its own output through its branch; ``last`` DMRNet block: one output stream.
     Introduced in notebook 06.
     """
-    if kind not in KINDS:
-        raise ValueError(f"kind={kind!r} is not one of {', '.join(KINDS)}")
+    validation.choice("kind", kind, KINDS)
+    layers = validation.integer("layers", layers, 0)
     if kind == "resnet":
         return [(0, 0, 0), (0, 0, layers)]
     if kind == "inception":
@@ -302,8 +301,7 @@ def unit_edges(kind: str) -> list[list[Edge]]:
 def network_edges(kind: str, depth: int) -> list[list[Edge]]:
     """The block-by-block edges of a whole network (stem and head excluded). Introduced in notebook 06."""
     n = 3 * blocks_per_stage(depth)
-    if kind not in KINDS:
-        raise ValueError(f"kind={kind!r} is not one of {', '.join(KINDS)}")
+    validation.choice("kind", kind, KINDS)
     if kind == "dmrnet":
         return [block_edges(kind)] * (n - 1) + [block_edges(kind, last=True)]
     return [block_edges(kind)] * n
@@ -396,7 +394,7 @@ def draw_blocks(axes: Sequence) -> None:
 
     skip = "#888888"
     ax = axes[0]  # two residual blocks in sequence
-    x0, x1, x2, out = (0.35, 0.04), (0.35, 0.47), (0.35, 0.9), (0.35, 1.0)
+    x0, x1, x2 = (0.35, 0.04), (0.35, 0.47), (0.35, 0.9)
     for lo, hi, label, h in ((x0, x1, "$H_1$", (0.7, 0.25)), (x1, x2, "$H_2$", (0.7, 0.68))):
         node(ax, h, label)
         arrow(ax, lo, h), arrow(ax, h, hi), arrow(ax, lo, hi, skip)

@@ -12,6 +12,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
 
+from . import validation
+
+__all__ = ["set_theme", "subplots", "loglog_slope", "plot_loglog_fit", "FIGURE_DPI"]
+
 FIGURE_DPI = 80
 
 
@@ -37,6 +41,8 @@ def set_theme() -> None:
 
 def subplots(ncols: int = 1, nrows: int = 1, size: float = 3.6, **kwargs):
     """``plt.subplots`` with panels of ``size`` inches squared-ish; returns ``(fig, axes)`` with axes a flat array."""
+    ncols, nrows = validation.integer("ncols", ncols, 1), validation.integer("nrows", nrows, 1)
+    size = validation.real("size", size, 0.0, low_open=True)
     fig, axes = plt.subplots(nrows, ncols, figsize=(size * 1.3 * ncols, size * nrows), squeeze=False, **kwargs)
     return fig, axes.ravel()
 
@@ -46,6 +52,8 @@ def loglog_slope(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
     x_arr, y_arr = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     if x_arr.shape != y_arr.shape or x_arr.size < 2:
         raise ValueError(f"x and y need the same shape and at least 2 points, got {x_arr.shape} and {y_arr.shape}")
+    if not (np.all(np.isfinite(x_arr)) and np.all(np.isfinite(y_arr))):
+        raise ValueError("x and y must be finite for a log-log fit")
     if np.any(x_arr <= 0) or np.any(y_arr <= 0):
         raise ValueError("x and y must be positive for a log-log fit")
     slope, intercept = np.polyfit(np.log(x_arr), np.log(y_arr), 1)

@@ -4,14 +4,22 @@ Introduced in notebook 01 (linear regions); notebook 02 reuses :func:`pieces_1d`
 
 A network built from ``Linear`` and ``ReLU``/``LeakyReLU`` layers is continuous and piecewise linear. Fixing which
 units are active (the *activation pattern*) makes it affine, and the inputs sharing a pattern form a convex
-*activation region*. This module finds these regions exactly, in float64:
+*activation region*. This module finds these regions exactly:
 
 * :func:`pieces_1d` propagates a piecewise-linear function of one variable layer by layer along a segment;
 * :func:`linear_regions_2d` splits convex polygons by each unit's zero line, for all polygons at once
   (vectorised over regions, one Python step per unit), carrying every region's affine map;
 * :func:`grid_regions` is the sampling estimate (distinct patterns on a grid), which undercounts;
 * :func:`zaslavsky`, :func:`montufar2014_lower`, :func:`montufar2017_upper`, :func:`serra_upper`,
-  :func:`serra_lower` and :func:`max_pieces_1d` are the classical bounds.
+  :func:`serra_lower` and :func:`max_pieces_1d` are the classical bounds;
+* :func:`plot_partition` and :func:`plot_pieces` draw what the counters found.
+
+Exactness. The counters work in float64 and check every decision against a bound on its rounding error; the few
+that float64 cannot certify are settled in exact rational arithmetic (float64 weights are exact rationals). So
+region counts, activation patterns and 1-D piece counts are exact on any box or segment (a box so large that most
+decisions would need exact arithmetic is refused with an error). Two approximations remain, both stated where they
+are used: ``Partition2D.pieces`` joins neighbouring regions whose affine maps agree to ``MAP_TOL`` (relative), and
+``Partition2D.locate`` classifies points within ``PATTERN_TOL`` of a unit's zero line as inactive.
 
 ``python -m dcnn_helpers.regions bench`` prints regions per second for a fixed set of random networks.
 """
@@ -29,141 +37,53 @@ import numpy as np
 import torch
 from torch import nn
 
-from dcnn_helpers import config
+from dcnn_helpers import config, validation
+from dcnn_helpers._region_engine import (
+    centroids,
+    inner_edges,
+    join_equal_maps,
+    next_vertex,
+    partition_box,
+    pattern_keys,
+    patterns_at,
+    zero_segments,
+)
+from dcnn_helpers._region_network import Network, activation_layers, plane_map
+from dcnn_helpers._region_segment import Segment, Undecided, piece_labels, segment_exact, segment_float
 
-# Relative tolerances (times the scale of the quantity compared): a vertex closer than SPLIT_TOL to a unit's zero
-# line counts as on it; a pre-activation below PATTERN_TOL counts as zero (inactive); maps closer than MAP_TOL are
-# equal; a probe across an edge steps PROBE_STEP into the neighbour.
-SPLIT_TOL = 1e-11
-PATTERN_TOL = 1e-12
+__all__ = [
+    "Pieces1D",
+    "pieces_1d",
+    "Partition2D",
+    "linear_regions_2d",
+    "activation_patterns",
+    "grid_regions",
+    "plot_pieces",
+    "plot_partition",
+    "zaslavsky",
+    "montufar2014_lower",
+    "montufar2017_upper",
+    "serra_upper",
+    "serra_lower",
+    "max_pieces_1d",
+    "he_network",
+    "two_spirals",
+    "count_during_training",
+    "bench",
+    "main",
+    "BENCH_WIDTHS",
+    "MAP_TOL",
+    "PATTERN_TOL",
+]
+
+# Neighbouring regions whose output maps agree to MAP_TOL (relative to the largest map entry) form one linear piece
+# of a 2-D partition; `locate` counts a unit within PATTERN_TOL (relative to the terms that make its value) as off.
 MAP_TOL = 1e-9
-PROBE_STEP = 1e-8
-ROOT_TOL = 1e-12
+PATTERN_TOL = 1e-12
+PROBE_STEP = 1e-8  # a probe across an edge steps this fraction of the edge's length into the neighbour
 
-SUPPORTED_LAYERS = "Linear, ReLU, LeakyReLU, Identity, Flatten (and nested Sequential)"
 Box = Sequence[float]  # (xmin, xmax, ymin, ymax)
 Plane = tuple  # (origin, u, v): three vectors of the model's input size
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# The network as a list of float64 operations
-# ----------------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Affine:
-    weight: np.ndarray  # (out, in)
-    bias: np.ndarray  # (out,)
-
-
-@dataclass(frozen=True)
-class _Activation:
-    slope: float  # slope of the inactive side: 0 for ReLU, negative_slope for LeakyReLU
-
-
-def _flatten_layers(model: nn.Module, prefix: str = "") -> list[tuple[str, nn.Module]]:
-    layers = []
-    for name, layer in model.named_children():
-        if isinstance(layer, nn.Sequential):
-            layers += _flatten_layers(layer, f"{prefix}{name}.")
-        else:
-            layers.append((f"{prefix}{name}", layer))
-    return layers
-
-
-def _network_ops(model: nn.Module) -> tuple[list[_Affine | _Activation], int]:
-    """The model as float64 affine maps and activations (consecutive affine layers composed); and its input size."""
-    if not isinstance(model, nn.Sequential):
-        raise TypeError(f"model must be a torch.nn.Sequential of {SUPPORTED_LAYERS}; got {type(model).__name__}")
-    ops: list[_Affine | _Activation] = []
-    n_in: int | None = None
-    width: int | None = None
-    for name, layer in _flatten_layers(model):
-        if isinstance(layer, nn.Linear):
-            weight = layer.weight.detach().to("cpu", torch.float64).numpy().copy()
-            bias = (
-                layer.bias.detach().to("cpu", torch.float64).numpy().copy()
-                if layer.bias is not None
-                else np.zeros(layer.out_features)
-            )
-            if not (np.isfinite(weight).all() and np.isfinite(bias).all()):
-                raise ValueError(f"model layer {name} (Linear) has a non-finite weight or bias")
-            if width is not None and layer.in_features != width:
-                raise ValueError(f"model layer {name} expects {layer.in_features} inputs but receives {width}")
-            n_in = layer.in_features if n_in is None else n_in
-            width = layer.out_features
-            if ops and isinstance(ops[-1], _Affine):
-                prev = ops.pop()
-                weight, bias = weight @ prev.weight, weight @ prev.bias + bias
-            ops.append(_Affine(weight, bias))
-        elif isinstance(layer, nn.ReLU):
-            ops.append(_Activation(0.0))
-        elif isinstance(layer, nn.LeakyReLU):
-            ops.append(_Activation(float(layer.negative_slope)))
-        elif isinstance(layer, (nn.Identity, nn.Flatten)):
-            continue
-        else:
-            kind = type(layer).__name__
-            raise TypeError(f"model layer {name} ({kind}) is not supported; allowed: {SUPPORTED_LAYERS}")
-    if n_in is None:
-        raise ValueError("model has no Linear layer, so its input dimension is unknown")
-    return ops, n_in
-
-
-# Affine maps of many regions are stored as arrays (R, k, d): row i < k-1 holds the coefficients of coordinate i
-# and row k-1 the constants, for the d units of a layer. Rows are contiguous, so composing with a layer is one GEMM.
-
-
-def _apply_affine(op: _Affine, maps: np.ndarray) -> np.ndarray:
-    """Compose the affine layer ``op`` with maps (R, k, d_in): returns (R, k, d_out)."""
-    r, k, d = maps.shape
-    out = (maps.reshape(r * k, d) @ op.weight.T).reshape(r, k, -1)
-    out[:, -1] += op.bias
-    return out
-
-
-def _values(maps: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Values (R, d) of maps (R, m+1, d) at points (R, m)."""
-    value = maps[:, -1].copy()
-    for i in range(points.shape[1]):
-        value += maps[:, i] * points[:, i : i + 1]
-    return value
-
-
-def _active(maps: np.ndarray, points: np.ndarray, scale_len: float) -> np.ndarray:
-    """Activation bits (R, d) at ``points`` (R, m) of units with local maps (R, m+1, d).
-
-    A unit is active when its value exceeds PATTERN_TOL * (|gradient|_1 * scale_len + |constant|), so a unit that
-    vanishes on a whole region (hand-built nets) counts as inactive whatever the rounding.
-    """
-    value = _values(maps, points)
-    on = value > 0
-    bound = PATTERN_TOL * max(maps.max(initial=0.0), -maps.min(initial=0.0)) * (points.shape[1] * scale_len + 1)
-    r, j = np.nonzero(on & (value <= bound))
-    if r.size:
-        tol = PATTERN_TOL * (np.abs(maps[r, :-1, j]).sum(axis=1) * scale_len + np.abs(maps[r, -1, j]))
-        small = value[r, j] <= tol
-        on[r[small], j[small]] = False
-    return on
-
-
-def _activate(maps: np.ndarray, on: np.ndarray, slope: float) -> np.ndarray:
-    """Apply the activation with inactive-side ``slope`` to maps (R, k, d), in place, given the bits (R, d)."""
-    maps *= (on if slope == 0.0 else np.where(on, 1.0, slope))[:, None, :]
-    return maps
-
-
-def _patterns_at(ops, maps: np.ndarray, points: np.ndarray, scale_len: float) -> np.ndarray:
-    """Activation patterns (n, N) at ``points`` (n, m), propagating local maps from the input maps (n, m+1, n0)."""
-    bits = []
-    for op in ops:
-        if isinstance(op, _Affine):
-            maps = _apply_affine(op, maps)
-        else:
-            on = _active(maps, points, scale_len)
-            bits.append(on)
-            maps = _activate(maps.copy(), on, op.slope)
-    return np.concatenate(bits, axis=1) if bits else np.zeros((len(points), 0), bool)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -173,20 +93,25 @@ def _patterns_at(ops, maps: np.ndarray, points: np.ndarray, scale_len: float) ->
 
 @dataclass
 class Pieces1D:
-    """The exact linear pieces of a network along the segment ``x(t) = a + t (b - a)``, ``t`` in [0, 1].
+    """The exact linear pieces of a network along the segment from ``a`` to ``b``.
 
     Introduced in notebook 01. ``len()`` is the number of linear pieces (maximal intervals on which the output is
-    affine). ``t`` holds the ends of the activation intervals (one per activation pattern met along the segment),
-    ``patterns`` their activation patterns and ``slopes``/``intercepts`` the output's affine map in ``t`` on each.
+    affine). Positions along the segment are ``s`` with ``x(s) = origin + s * direction`` (for a network with one
+    input, ``s`` is the input itself). ``positions`` holds the ends of the activation intervals (one per activation
+    pattern met along the segment), ``patterns`` their patterns and ``slopes``/``intercepts`` the output's affine
+    map in ``s`` on each; ``t`` gives the same ends as fractions of the segment, from 0 at ``a`` to 1 at ``b``.
     """
 
     a: np.ndarray
     b: np.ndarray
-    t: np.ndarray  # (m + 1,) ends of activation intervals
+    positions: np.ndarray  # (m + 1,) ends of activation intervals, in s
     patterns: np.ndarray  # (m, N) bool
-    slopes: np.ndarray  # (m, d_out) d output / d t
-    intercepts: np.ndarray  # (m, d_out)
+    slopes: np.ndarray  # (m, d_out) d output / d s
+    intercepts: np.ndarray  # (m, d_out) output at s = 0
+    origin: np.ndarray
+    direction: np.ndarray
     piece_of_interval: np.ndarray = field(repr=False)  # (m,) index of the linear piece holding each interval
+    exact_arithmetic: bool = False  # whether float64 could not certify a decision and exact arithmetic was used
 
     def __len__(self) -> int:
         return int(self.piece_of_interval[-1]) + 1
@@ -194,90 +119,84 @@ class Pieces1D:
     @property
     def n_intervals(self) -> int:
         """Number of activation intervals (activation regions met along the segment); at least ``len(self)``."""
-        return len(self.t) - 1
+        return len(self.positions) - 1
+
+    @property
+    def t(self) -> np.ndarray:
+        """Ends of the activation intervals as fractions of the segment (0 at ``a``, 1 at ``b``)."""
+        s_a, s_b = self.positions[0], self.positions[-1]
+        return (self.positions - s_a) / (s_b - s_a)
+
+    @property
+    def piece_positions(self) -> np.ndarray:
+        """Ends of the linear pieces in ``s`` (length ``len(self) + 1``)."""
+        starts = np.flatnonzero(np.diff(self.piece_of_interval)) + 1
+        return np.concatenate([[self.positions[0]], self.positions[starts], [self.positions[-1]]])
 
     @property
     def piece_t(self) -> np.ndarray:
-        """Ends of the linear pieces in ``t`` (length ``len(self) + 1``)."""
-        starts = np.flatnonzero(np.diff(self.piece_of_interval)) + 1
-        return np.concatenate([[self.t[0]], self.t[starts], [self.t[-1]]])
+        """Ends of the linear pieces as fractions of the segment (length ``len(self) + 1``)."""
+        s_a, s_b = self.positions[0], self.positions[-1]
+        return (self.piece_positions - s_a) / (s_b - s_a)
 
     @property
     def breakpoints(self) -> np.ndarray:
         """The kinks inside the segment: scalars ``x`` for a 1-D input, else points of shape (k, n0)."""
-        inner = self.piece_t[1:-1]
-        points = self.a + inner[:, None] * (self.b - self.a)
+        inner = self.piece_positions[1:-1]
+        points = self.origin + inner[:, None] * self.direction
         return points[:, 0] if self.a.size == 1 else points
 
+    def at(self, s: np.ndarray) -> np.ndarray:
+        """The network output at positions ``s`` (evaluated from the pieces), shape (len(s), d_out)."""
+        s = np.asarray(s, dtype=np.float64)
+        idx = np.clip(np.searchsorted(self.positions, s, side="right") - 1, 0, self.n_intervals - 1)
+        return self.slopes[idx] * s[:, None] + self.intercepts[idx]
+
     def __call__(self, t: np.ndarray) -> np.ndarray:
-        """The network output at parameters ``t`` (evaluated from the pieces), shape (len(t), d_out)."""
-        t = np.asarray(t, dtype=np.float64)
-        idx = np.clip(np.searchsorted(self.t, t, side="right") - 1, 0, self.n_intervals - 1)
-        return self.slopes[idx] * t[:, None] + self.intercepts[idx]
-
-    def plot(self, ax=None, output: int = 0, **kwargs):
-        """Plot output ``output`` along the segment (against ``x`` for scalar input, else ``t``), kinks marked."""
-        import matplotlib.pyplot as plt
-
-        ax = ax if ax is not None else plt.subplots()[1]
-        ends = self.piece_t
-        values = self(ends)[:, output]
-        scalar = self.a.size == 1
-        xs = self.a[0] + ends * (self.b[0] - self.a[0]) if scalar else ends
-        ax.plot(xs, values, lw=kwargs.pop("lw", 1.5), **kwargs)
-        ax.plot(xs[1:-1], values[1:-1], ".", color="k", ms=3)
-        ax.set(xlabel="x" if scalar else "t along the segment", ylabel="output",
-               title=f"{len(self)} linear pieces")
-        return ax
-
-
-def _as_point(value, name: str) -> np.ndarray:
-    arr = np.atleast_1d(np.asarray(value, dtype=np.float64))
-    if arr.ndim != 1 or not np.isfinite(arr).all():
-        raise ValueError(f"{name} must be a finite scalar or 1-D vector, got {value!r}")
-    return arr
+        """The network output at fractions ``t`` of the segment, shape (len(t), d_out)."""
+        s_a, s_b = self.positions[0], self.positions[-1]
+        return self.at(s_a + np.asarray(t, dtype=np.float64) * (s_b - s_a))
 
 
 def pieces_1d(model: nn.Module, a: float | Sequence[float], b: float | Sequence[float]) -> Pieces1D:
     """The exact linear pieces of ``model`` on the segment from ``a`` to ``b``.
 
     Introduced in notebook 01. ``a`` and ``b`` are scalars for a network with one input, vectors otherwise. The
-    piecewise-linear function is propagated layer by layer in float64: each layer's units add their zero crossings
-    inside the current intervals as new breakpoints (all intervals and units of a layer at once).
+    piecewise-linear function is propagated layer by layer: each layer's units add their zero crossings inside the
+    current intervals as new breakpoints (all intervals and units of a layer at once, in float64 with every decision
+    checked against its rounding error; in exact rational arithmetic when one cannot be certified).
     """
-    ops, n_in = _network_ops(model)
-    a_arr, b_arr = _as_point(a, "a"), _as_point(b, "b")
-    if a_arr.shape != (n_in,) or b_arr.shape != (n_in,):
-        raise ValueError(f"a and b must have the model's input size {n_in}; got shapes {a_arr.shape}, {b_arr.shape}")
-    if np.array_equal(a_arr, b_arr):
-        raise ValueError("a and b must differ (the segment is empty)")
-    t = np.array([0.0, 1.0])
-    maps = np.stack([b_arr - a_arr, a_arr])[None]  # (intervals, 2, d): slope and intercept in t
-    bits: list[np.ndarray] = []
-    for op in ops:
-        if isinstance(op, _Affine):
-            maps = _apply_affine(op, maps)
-            continue
-        slope, const = maps[:, 0], maps[:, 1]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            roots = -const / slope
-        lo, hi = t[:-1, None], t[1:, None]
-        inside = np.isfinite(roots) & (roots > lo + ROOT_TOL) & (roots < hi - ROOT_TOL)
-        t = np.unique(np.concatenate([t, roots[inside]]))
-        t = t[np.concatenate([[True], np.diff(t) > ROOT_TOL])]
-        mid = 0.5 * (t[:-1] + t[1:])
-        parent = np.clip(np.searchsorted(lo[:, 0], mid, side="right") - 1, 0, len(lo) - 1)
-        maps = maps[parent]
-        bits = [layer[parent] for layer in bits]
-        on = _active(maps, mid[:, None], 1.0)
-        bits.append(on)
-        maps = _activate(maps, on, op.slope)
-    patterns = np.concatenate(bits, axis=1) if bits else np.zeros((len(t) - 1, 0), bool)
-    slopes, intercepts = maps[:, 0], maps[:, 1]
-    scale = MAP_TOL * max(np.abs(maps).max(), 1e-300)
-    same = np.all(np.abs(np.diff(slopes, axis=0)) <= scale, axis=1)
-    piece_of_interval = np.concatenate([[0], np.cumsum(~same)])
-    return Pieces1D(a_arr, b_arr, t, patterns, slopes, intercepts, piece_of_interval)
+    network = Network.from_model(model)
+    segment = Segment.between(a, b, network.n_in)
+    try:
+        ends, patterns, exact = *segment_float(network, segment), False
+    except Undecided:
+        ends, patterns, exact = *segment_exact(network, segment), True
+    maps, piece_of_interval = piece_labels(network, segment, patterns)
+    origin, direction = segment.input_map[:, 1], segment.input_map[:, 0]
+    return Pieces1D(segment.a, segment.b, ends, patterns, maps[:, 0], maps[:, 1], origin, direction,
+                    piece_of_interval, exact)
+
+
+def plot_pieces(ax, pieces: Pieces1D, output: int = 0, **kwargs):
+    """Plot output ``output`` along the segment (against ``x`` for scalar input, else ``t``), kinks marked.
+
+    Introduced in notebook 01. ``ax=None`` draws on a new figure; further keyword arguments go to ``ax.plot``.
+    """
+    import matplotlib.pyplot as plt
+
+    if not isinstance(pieces, Pieces1D):
+        raise TypeError(f"pieces must be a Pieces1D (from regions.pieces_1d), got {type(pieces).__name__}")
+    output = validation.integer("output", output, 0, pieces.slopes.shape[1] - 1)
+    ax = ax if ax is not None else plt.subplots()[1]
+    ends = pieces.piece_positions
+    values = pieces.at(ends)[:, output]
+    scalar = pieces.a.size == 1
+    xs = ends if scalar else pieces.piece_t
+    ax.plot(xs, values, lw=kwargs.pop("lw", 1.5), **kwargs)
+    ax.plot(xs[1:-1], values[1:-1], ".", color="k", ms=3)
+    ax.set(xlabel="x" if scalar else "t along the segment", ylabel="output", title=f"{len(pieces)} linear pieces")
+    return ax
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -286,137 +205,13 @@ def pieces_1d(model: nn.Module, a: float | Sequence[float], b: float | Sequence[
 
 
 def _check_box(box: Box) -> tuple[float, float, float, float]:
-    try:
-        values = tuple(float(v) for v in box)
-    except (TypeError, ValueError):
-        raise ValueError(f"box must be (xmin, xmax, ymin, ymax), got {box!r}") from None
-    if len(values) != 4 or not all(math.isfinite(v) for v in values):
+    if isinstance(box, (str, bytes)) or not isinstance(box, Sequence | np.ndarray) or len(box) != 4:
         raise ValueError(f"box must be 4 finite numbers (xmin, xmax, ymin, ymax), got {box!r}")
+    values = tuple(validation.real(f"box[{i}]", v) for i, v in enumerate(box))
     xmin, xmax, ymin, ymax = values
     if not (xmin < xmax and ymin < ymax):
         raise ValueError(f"box={box!r} is empty or inverted: need xmin < xmax and ymin < ymax")
     return values
-
-
-def _box_scale(box: tuple[float, float, float, float]) -> float:
-    """A length scale of the box (for relative tolerances): its largest coordinate or side."""
-    xmin, xmax, ymin, ymax = box
-    return max(abs(xmin), abs(xmax), abs(ymin), abs(ymax), xmax - xmin, ymax - ymin)
-
-
-def _input_map(n_in: int, plane: Plane | None) -> np.ndarray:
-    """The input as an affine function of plane coordinates (s, t): shape (n_in, 3) = [u | v | origin]."""
-    if plane is None:
-        if n_in != 2:
-            raise ValueError(f"model input has dimension {n_in}, not 2; pass plane=(origin, u, v) to slice it")
-        return np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
-    try:
-        origin, u, v = (np.asarray(p, dtype=np.float64).reshape(-1) for p in plane)
-    except (TypeError, ValueError):
-        raise ValueError("plane must be (origin, u, v): three vectors of the model's input size") from None
-    if not all(p.shape == (n_in,) for p in (origin, u, v)):
-        raise ValueError(f"plane vectors must have the model's input size {n_in}")
-    if not all(np.isfinite(p).all() for p in (origin, u, v)):
-        raise ValueError("plane vectors must be finite")
-    if np.linalg.matrix_rank(np.stack([u, v]), tol=1e-12 * max(np.abs(u).max(), np.abs(v).max(), 1e-300)) < 2:
-        raise ValueError("plane directions u and v must be linearly independent")
-    return np.stack([u, v, origin], axis=1)
-
-
-class _Polygons:
-    """Growable padded storage of convex polygons: vertices (R, K, 2), counts (R,), edge labels (R, K), parent (R,)."""
-
-    def __init__(self, vertices: np.ndarray, labels: np.ndarray):
-        self.cap, self.k = 64, vertices.shape[1] + 4
-        self.v = np.zeros((self.cap, self.k, 2))
-        self.lab = np.full((self.cap, self.k), -1, np.int64)
-        self.nv = np.zeros(self.cap, np.int64)
-        self.parent = np.zeros(self.cap, np.int64)
-        self.n = len(vertices)
-        self.v[: self.n, : vertices.shape[1]] = vertices
-        self.lab[: self.n, : vertices.shape[1]] = labels
-        self.nv[: self.n] = vertices.shape[1]
-
-    def reserve(self, rows: int, width: int) -> None:
-        """Make room for ``rows`` polygons of up to ``width`` vertices (capacity doubles, so appends are cheap)."""
-        if rows > self.cap or width > self.k:
-            cap, k = (2 * rows if rows > self.cap else self.cap), max(self.k, width + 4)
-            v, lab = np.zeros((cap, k, 2)), np.full((cap, k), -1, np.int64)
-            nv, parent = np.zeros(cap, np.int64), np.zeros(cap, np.int64)
-            v[: self.n, : self.k], lab[: self.n, : self.k] = self.v[: self.n], self.lab[: self.n]
-            nv[: self.n], parent[: self.n] = self.nv[: self.n], self.parent[: self.n]
-            self.cap, self.k, self.v, self.lab, self.nv, self.parent = cap, k, v, lab, nv, parent
-
-    def maybe_crossed(self, maps: np.ndarray) -> np.ndarray:
-        """(R, d): whether unit j's line ``maps[r, :, j] . (x, y, 1) = 0`` may cross polygon r (all polygons).
-
-        A superset of the true crossings: the line's value at the centroid is at most |gradient|_1 times the radius.
-        """
-        n, k = self.n, self.k
-        centre = _centroids(self.v[:n], self.nv[:n])
-        valid = np.arange(k) < self.nv[:n, None]
-        radius = np.where(valid, np.linalg.norm(self.v[:n] - centre[:, None], axis=2), 0.0).max(axis=1)
-        reach = (np.abs(maps[:, 0]) + np.abs(maps[:, 1])) * radius[:, None]
-        return np.abs(_values(maps, centre)) <= reach
-
-    def split(self, rows: np.ndarray, coef: np.ndarray, label: int, scale_len: float) -> None:
-        """Cut polygons ``rows`` by the lines ``coef[r] . (x, y, 1) = 0`` (coef has shape (len(rows), 3)).
-
-        Polygons a line crosses keep their positive part in place; their negative part is appended.
-        """
-        n, k = self.n, self.k
-        v = self.v[rows]
-        s = v[..., 0] * coef[:, 0:1] + v[..., 1] * coef[:, 1:2] + coef[:, 2:3]
-        tol = SPLIT_TOL * (np.hypot(coef[:, 0], coef[:, 1]) * scale_len + np.abs(coef[:, 2]))
-        valid = np.arange(k) < self.nv[rows, None]
-        pos = (valid & (s > tol[:, None])).any(axis=1)
-        neg = (valid & (s < -tol[:, None])).any(axis=1)
-        hit = pos & neg
-        if not hit.any():
-            return
-        rows, sc, validc, tol = rows[hit], s[hit], valid[hit], tol[hit]
-        vc, nvc, labc = self.v[rows], self.nv[rows], self.lab[rows]
-        sc = np.where(np.abs(sc) <= tol[:, None], 0.0, sc)
-        nxt = _next_vertex(nvc, k)
-        s_next = np.take_along_axis(sc, nxt, axis=1)
-        v_next = np.take_along_axis(vc, nxt[..., None], axis=1)
-        cross = validc & (np.sign(sc) * np.sign(s_next) < 0)
-        frac = sc / np.where(cross, sc - s_next, 1.0)
-        cut = vc + frac[..., None] * (v_next - vc)
-        cand = np.stack([vc, cut], axis=2).reshape(len(rows), 2 * k, 2)
-        parts = []
-        for sign in (1.0, -1.0):
-            keep = validc & (sign * sc >= 0)
-            lab_v = np.where((sc == 0) & (sign * s_next < 0), label, labc)
-            lab_c = np.where(sign * s_next > 0, labc, label)
-            mask = np.stack([keep, cross], axis=2).reshape(len(rows), 2 * k)
-            lab = np.stack([lab_v, lab_c], axis=2).reshape(len(rows), 2 * k)
-            slot = np.cumsum(mask, axis=1) - 1
-            parts.append((mask, slot, lab))
-        width = max(int(m.sum(axis=1).max()) for m, _, _ in parts)
-        self.reserve(n + len(rows), width)
-        targets = (rows, np.arange(n, n + len(rows)))
-        for (mask, slot, lab), target in zip(parts, targets):
-            r_idx, c_idx = np.nonzero(mask)
-            out_rows = target[r_idx]
-            self.v[target] = 0.0
-            self.lab[target] = -1
-            self.v[out_rows, slot[r_idx, c_idx]] = cand[r_idx, c_idx]
-            self.lab[out_rows, slot[r_idx, c_idx]] = lab[r_idx, c_idx]
-            self.nv[target] = mask.sum(axis=1)
-        self.parent[n : n + len(rows)] = self.parent[rows]
-        self.n = n + len(rows)
-
-
-def _next_vertex(counts: np.ndarray, k: int) -> np.ndarray:
-    """(R, k): index of the vertex after vertex i in polygons with ``counts`` vertices (wrapping around)."""
-    idx = np.arange(k)
-    return np.where(idx + 1 < counts[:, None], idx + 1, 0)
-
-
-def _centroids(vertices: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    valid = np.arange(vertices.shape[1]) < counts[:, None]
-    return (vertices * valid[..., None]).sum(axis=1) / counts[:, None]
 
 
 @dataclass
@@ -427,6 +222,7 @@ class Partition2D:
     ``polygons[i]`` (counter-clockwise vertices), the activation pattern ``patterns[i]`` (one bit per unit, layer by
     layer; ``layer_slices`` tells which bits belong to which layer) and the affine map ``affine_map(i)`` of the
     network's output. ``pieces``/``n_pieces`` merge adjacent regions whose maps agree into linear pieces.
+    ``exact_decisions`` counts the decisions float64 could not certify and exact arithmetic settled.
     """
 
     box: tuple[float, float, float, float]
@@ -437,8 +233,9 @@ class Partition2D:
     maps: np.ndarray  # (R, d_out, 3): output = maps[..., :2] @ (s, t) + maps[..., 2]
     layer_slices: list[slice]
     plane: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-    _ops: list = field(default=None, repr=False)
-    _input: np.ndarray = field(default=None, repr=False)
+    exact_decisions: int = 0
+    _network: Network | None = field(default=None, repr=False)
+    _input: np.ndarray | None = field(default=None, repr=False)
     _pieces: np.ndarray | None = field(default=None, repr=False)
     _key_index: tuple | None = field(default=None, repr=False)
     _edges: tuple | None = field(default=None, repr=False)
@@ -456,14 +253,14 @@ class Partition2D:
         """Region areas (shoelace formula, vectorised); they sum to the box area."""
         k = self.vertices.shape[1]
         v = self.vertices
-        w = np.take_along_axis(v, _next_vertex(self.n_vertices, k)[..., None], axis=1)
+        w = np.take_along_axis(v, next_vertex(self.n_vertices, k)[..., None], axis=1)
         valid = np.arange(k) < self.n_vertices[:, None]
         return 0.5 * np.where(valid, v[..., 0] * w[..., 1] - v[..., 1] * w[..., 0], 0.0).sum(axis=1)
 
     @property
     def interior_points(self) -> np.ndarray:
         """One point strictly inside each region (the mean of its vertices), shape (R, 2)."""
-        return _centroids(self.vertices, self.n_vertices)
+        return centroids(self.vertices, self.n_vertices)
 
     def to_input(self, points: np.ndarray) -> np.ndarray:
         """Map box coordinates (n, 2) to the network's input space (the identity without a plane)."""
@@ -472,26 +269,28 @@ class Partition2D:
 
     def affine_map(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """``(A, c)`` with output ``A @ (s, t) + c`` on region ``i``; ``A`` is (d_out, 2)."""
+        i = validation.integer("i", i, 0, len(self) - 1)
         return self.maps[i, :, :2].copy(), self.maps[i, :, 2].copy()
 
-    @property
-    def _scale_len(self) -> float:
-        return _box_scale(self.box)
-
     def locate(self, points: np.ndarray) -> np.ndarray:
-        """Index of the region holding each of ``points`` (n, 2) (box coordinates), or -1 (outside the box)."""
+        """Index of the region holding each of ``points`` (n, 2) (box coordinates), or -1 (outside the box).
+
+        A point within ``PATTERN_TOL`` (relative) of a unit's zero line counts as on its inactive side.
+        """
         points = np.atleast_2d(np.asarray(points, dtype=np.float64))
+        if points.ndim != 2 or points.shape[1] != 2:
+            raise ValueError(f"points must have shape (n, 2), got {points.shape}")
         if len(points) == 0:
             return np.zeros(0, np.int64)
-        start = np.broadcast_to(self._input.T, (len(points), *self._input.T.shape))
-        patterns = _patterns_at(self._ops, start, points, self._scale_len)
+        patterns = patterns_at(self._network, self._input, points, PATTERN_TOL)
         xmin, xmax, ymin, ymax = self.box
         inside = (points[:, 0] >= xmin) & (points[:, 0] <= xmax) & (points[:, 1] >= ymin) & (points[:, 1] <= ymax)
-        return np.where(inside, self._find(_row_keys(_packed(patterns))), -1)
+        return np.where(inside, self._find(pattern_keys((patterns))), -1)
 
     @property
     def pieces(self) -> np.ndarray:
-        """Linear-piece label of each region: regions joined across an edge where their affine maps agree."""
+        """Linear-piece label of each region: regions joined across an edge where their affine maps agree (to
+        ``MAP_TOL``, relative to the largest map entry)."""
         if self._pieces is None:
             self._pieces = self._merge_pieces()
         return self._pieces
@@ -502,42 +301,16 @@ class Partition2D:
         return int(self.pieces.max()) + 1
 
     def _neighbours(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Every inner edge as (segments (E, 2, 2), owner region, region across it or -1).
-
-        The region across an edge on unit u's line is the one whose pattern differs in bit u, confirmed by a probe
-        point just across the edge; where that fails (units sharing a line in hand-built nets) the probe is located
-        by a forward pass.
-        """
+        """Every inner edge as (segments (E, 2, 2), owner region, region across it or -1)."""
         if self._edges is None:
-            k = self.vertices.shape[1]
-            rows, cols = np.nonzero((np.arange(k) < self.n_vertices[:, None]) & (self.edge_units >= 0))
-            nxt = np.where(cols + 1 < self.n_vertices[rows], cols + 1, 0)
-            p, q = self.vertices[rows, cols], self.vertices[rows, nxt]
-            normal = np.stack([q[:, 1] - p[:, 1], p[:, 0] - q[:, 0]], axis=1)  # outward: counter-clockwise polygons
-            normal /= np.linalg.norm(normal, axis=1, keepdims=True)
-            probes = 0.5 * (p + q) + PROBE_STEP * self._scale_len * normal
-            units = self.edge_units[rows, cols]
-            flipped = _packed(self.patterns)[rows]
-            flipped[np.arange(len(rows)), units // 8] ^= (1 << (7 - units % 8)).astype(np.uint8)
-            other = self._find(_row_keys(flipped))
-            ok = other >= 0
-            ok[ok] = self._contains(other[ok], probes[ok])
-            other[~ok] = self.locate(probes[~ok])
-            self._edges = (np.stack([p, q], axis=1), rows, other)
+            self._edges = inner_edges(self.vertices, self.n_vertices, self.edge_units, self.patterns, self._find,
+                                      self.locate, PROBE_STEP)
         return self._edges
 
     def _merge_pieces(self) -> np.ndarray:
-        """Join regions across edges where the affine maps agree (connected components)."""
-        from scipy.sparse import coo_matrix
-        from scipy.sparse.csgraph import connected_components
-
+        """Join regions across edges where the affine maps agree to MAP_TOL (connected components)."""
         _, rows, other = self._neighbours()
-        keep = (other >= 0) & (other != rows)
-        a, b = rows[keep], other[keep]
-        scale = MAP_TOL * max(np.abs(self.maps).max(), 1e-300)
-        same = np.all(np.abs(self.maps[a] - self.maps[b]) <= scale, axis=(1, 2))
-        graph = coo_matrix((np.ones(int(same.sum())), (a[same], b[same])), shape=(len(self), len(self)))
-        return connected_components(graph, directed=False)[1]
+        return join_equal_maps(self.maps, rows, other, MAP_TOL)
 
     def piece_boundaries(self) -> np.ndarray:
         """Segments (m, 2, 2) of region edges that separate different linear pieces (box edges excluded)."""
@@ -545,19 +318,10 @@ class Partition2D:
         pieces = self.pieces
         return segments[(other < 0) | (pieces[rows] != pieces[np.maximum(other, 0)])]
 
-    def _contains(self, regions: np.ndarray, points: np.ndarray) -> np.ndarray:
-        """Whether each point lies in (or on the boundary of) the matching region's polygon."""
-        v, nv, k = self.vertices[regions], self.n_vertices[regions], self.vertices.shape[1]
-        edge = np.take_along_axis(v, _next_vertex(nv, k)[..., None], axis=1) - v
-        rel = points[:, None, :] - v
-        cross = edge[..., 0] * rel[..., 1] - edge[..., 1] * rel[..., 0]
-        valid = np.arange(k) < nv[:, None]
-        return np.all(~valid | (cross >= -1e-12 * self._scale_len**2), axis=1)
-
     def _find(self, keys: np.ndarray) -> np.ndarray:
         """Index of the region with each packed pattern key, or -1."""
         if self._key_index is None:
-            own = _row_keys(_packed(self.patterns))
+            own = pattern_keys((self.patterns))
             order = np.argsort(own, kind="stable")
             self._key_index = (order, own[order])
         order, sorted_keys = self._key_index
@@ -566,6 +330,7 @@ class Partition2D:
 
     def boundary_segments(self, level: float = 0.0) -> np.ndarray:
         """The decision boundary as segments (m, 2, 2): where output - level = 0 (one output) or f0 = f1 (two)."""
+        level = validation.real("level", level)
         if self.maps.shape[1] == 1:
             g = self.maps[:, 0].copy()
             g[:, 2] -= level
@@ -573,56 +338,7 @@ class Partition2D:
             g = self.maps[:, 0] - self.maps[:, 1]
         else:
             raise ValueError(f"a decision boundary needs 1 or 2 outputs; the model has {self.maps.shape[1]}")
-        v, nv, k = self.vertices, self.n_vertices, self.vertices.shape[1]
-        s = v[..., 0] * g[:, 0:1] + v[..., 1] * g[:, 1:2] + g[:, 2:3]
-        valid = np.arange(k) < nv[:, None]
-        nxt = _next_vertex(nv, k)
-        s_next = np.take_along_axis(s, nxt, axis=1)
-        cross = valid & (np.sign(s) != np.sign(s_next)) & (s != 0)
-        frac = s / np.where(cross, s - s_next, 1.0)
-        pts = v + frac[..., None] * (np.take_along_axis(v, nxt[..., None], axis=1) - v)
-        rows = np.flatnonzero(cross.sum(axis=1) == 2)
-        first = np.argmax(cross[rows], axis=1)
-        last = k - 1 - np.argmax(cross[rows, ::-1], axis=1)
-        return np.stack([pts[rows, first], pts[rows, last]], axis=1)
-
-    def plot(self, ax=None, color: str = "region", boundary: bool = True, edges: bool = True, seed: int = 0):
-        """Draw the regions (``color="region"``) or merged linear pieces (``"piece"``, with edges only between
-        pieces) and the decision boundary (``boundary``, for models with 1 or 2 outputs)."""
-        import matplotlib.pyplot as plt
-        from matplotlib.collections import LineCollection, PolyCollection
-
-        if color not in ("region", "piece"):
-            raise ValueError(f"color must be 'region' or 'piece', got {color!r}")
-        ax = ax if ax is not None else plt.subplots(figsize=(4.5, 4.5))[1]
-        labels = np.arange(len(self)) if color == "region" else self.pieces
-        palette = plt.get_cmap("tab20")(np.arange(20))[:, :3]
-        shuffled = np.random.default_rng(seed).permutation(int(labels.max()) + 1)
-        faces = palette[shuffled[labels] % 20] * 0.6 + 0.4
-        edge_colour = "0.35" if edges and color == "region" else faces  # face-coloured edges hide seams
-        ax.add_collection(PolyCollection(self.polygons, facecolors=faces, edgecolors=edge_colour, linewidths=0.2))
-        if edges and color == "piece":
-            ax.add_collection(LineCollection(self.piece_boundaries(), colors="0.35", linewidths=0.4))
-        if boundary and self.maps.shape[1] <= 2:
-            ax.add_collection(LineCollection(self.boundary_segments(), colors="k", linewidths=1.5))
-        xmin, xmax, ymin, ymax = self.box
-        ax.set(xlim=(xmin, xmax), ylim=(ymin, ymax), aspect="equal")
-        ax.set(xlabel="s" if self.plane is not None else "$x_1$", ylabel="t" if self.plane is not None else "$x_2$")
-        ax.grid(False)
-        count = f"{len(self)} regions" if color == "region" else f"{self.n_pieces} linear pieces"
-        ax.set_title(count)
-        return ax
-
-
-def _packed(bits: np.ndarray) -> np.ndarray:
-    """Rows of a boolean matrix packed into bytes (at least one byte per row)."""
-    return np.packbits(bits, axis=1) if bits.shape[1] else np.zeros((len(bits), 1), np.uint8)
-
-
-def _row_keys(packed: np.ndarray) -> np.ndarray:
-    """One sortable key per row of packed bytes (the row as a void scalar)."""
-    packed = np.ascontiguousarray(packed)
-    return packed.view(np.dtype((np.void, packed.shape[1]))).ravel()
+        return zero_segments(self.vertices, self.n_vertices, g)
 
 
 def linear_regions_2d(model: nn.Module, box: Box = (-1.0, 1.0, -1.0, 1.0), plane: Plane | None = None) -> Partition2D:
@@ -631,52 +347,62 @@ def linear_regions_2d(model: nn.Module, box: Box = (-1.0, 1.0, -1.0, 1.0), plane
     Introduced in notebook 01. The model is a ``torch.nn.Sequential`` of ``Linear``, ``ReLU``/``LeakyReLU``
     (``Identity``, ``Flatten`` are skipped) with 2 inputs; for more inputs pass ``plane=(origin, u, v)`` and the box
     is in the plane coordinates ``(s, t)`` of ``origin + s u + t v``. Starting from the box, every unit (layer by
-    layer) cuts all current polygons by its zero line at once; each region carries its affine map, float64.
+    layer) cuts all current polygons by its zero line at once; each region carries its affine map. Every decision is
+    certified against its float64 rounding error or settled in exact arithmetic, so the count is exact.
     """
     box = _check_box(box)
-    ops, n_in = _network_ops(model)
-    input_map = _input_map(n_in, plane)
-    xmin, xmax, ymin, ymax = box
-    scale_len = _box_scale(box)
-    square = np.array([[[xmin, ymin], [xmax, ymin], [xmax, ymax], [xmin, ymax]]])
-    poly = _Polygons(square, np.full((1, 4), -1))
-    maps = input_map.T[None].copy()  # (R, 3, d): the current layer's values as affine maps of (s, t)
-    bits: list[np.ndarray] = []
-    slices, unit = [], 0
-    for op in ops:
-        if isinstance(op, _Affine):
-            maps = _apply_affine(op, maps)
-            continue
-        width = maps.shape[2]
-        poly.parent[: poly.n] = np.arange(poly.n)
-        maybe = poly.maybe_crossed(maps).T.copy()  # (units, layer-start polygons)
-        for j in range(width):
-            rows = np.flatnonzero(maybe[j][poly.parent[: poly.n]])
-            if rows.size:
-                poly.split(rows, maps[poly.parent[rows], :, j], unit + j, scale_len)
-        parent = poly.parent[: poly.n].copy()
-        maps = maps[parent]
-        bits = [layer[parent] for layer in bits]
-        on = _active(maps, _centroids(poly.v[: poly.n], poly.nv[: poly.n]), scale_len)
-        bits.append(on)
-        maps = _activate(maps, on, op.slope)
-        slices.append(slice(unit, unit + width))
-        unit += width
-    n, width = poly.n, int(poly.nv[: poly.n].max())
-    patterns = np.concatenate(bits, axis=1) if bits else np.zeros((n, 0), bool)
+    network = Network.from_model(model)
+    input_map = plane_map(network.n_in, plane)
+    found = partition_box(network, input_map, box)
     plane_arrays = None if plane is None else tuple(np.asarray(p, dtype=np.float64).reshape(-1) for p in plane)
     return Partition2D(
         box=box,
-        vertices=poly.v[:n, :width].copy(),
-        n_vertices=poly.nv[:n].copy(),
-        edge_units=poly.lab[:n, :width].copy(),
-        patterns=patterns,
-        maps=np.ascontiguousarray(maps.transpose(0, 2, 1)),
-        layer_slices=slices,
+        vertices=found.vertices,
+        n_vertices=found.counts,
+        edge_units=np.maximum(found.edge_labels, -1),
+        patterns=found.patterns,
+        maps=np.ascontiguousarray(found.maps.transpose(0, 2, 1)),
+        layer_slices=found.layer_slices,
         plane=plane_arrays,
-        _ops=ops,
+        exact_decisions=found.exact_decisions,
+        _network=network,
         _input=input_map,
     )
+
+
+def plot_partition(ax, partition: Partition2D, color: str = "region", boundary: bool = True, edges: bool = True,
+                   seed: int = 0):
+    """Draw the regions (``color="region"``) or merged linear pieces (``"piece"``, with edges only between
+    pieces) and the decision boundary (``boundary``, for models with 1 or 2 outputs).
+
+    Introduced in notebook 01. ``ax=None`` draws on a new figure; ``seed`` shuffles the colours.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.collections import LineCollection, PolyCollection
+
+    if not isinstance(partition, Partition2D):
+        raise TypeError(f"partition must be a Partition2D (from regions.linear_regions_2d), got "
+                        f"{type(partition).__name__}")
+    color = validation.choice("color", color, ("region", "piece"))
+    seed = validation.integer("seed", seed, 0)
+    ax = ax if ax is not None else plt.subplots(figsize=(4.5, 4.5))[1]
+    labels = np.arange(len(partition)) if color == "region" else partition.pieces
+    palette = plt.get_cmap("tab20")(np.arange(20))[:, :3]
+    shuffled = np.random.default_rng(seed).permutation(int(labels.max()) + 1)
+    faces = palette[shuffled[labels] % 20] * 0.6 + 0.4
+    edge_colour = "0.35" if edges and color == "region" else faces  # face-coloured edges hide seams
+    ax.add_collection(PolyCollection(partition.polygons, facecolors=faces, edgecolors=edge_colour, linewidths=0.2))
+    if edges and color == "piece":
+        ax.add_collection(LineCollection(partition.piece_boundaries(), colors="0.35", linewidths=0.4))
+    if boundary and partition.maps.shape[1] <= 2:
+        ax.add_collection(LineCollection(partition.boundary_segments(), colors="k", linewidths=1.5))
+    xmin, xmax, ymin, ymax = partition.box
+    ax.set(xlim=(xmin, xmax), ylim=(ymin, ymax), aspect="equal")
+    in_plane = partition.plane is not None
+    ax.set(xlabel="s" if in_plane else "$x_1$", ylabel="t" if in_plane else "$x_2$")
+    ax.grid(False)
+    ax.set_title(f"{len(partition)} regions" if color == "region" else f"{partition.n_pieces} linear pieces")
+    return ax
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -690,7 +416,8 @@ def activation_patterns(model: nn.Module, points: np.ndarray, chunk: int = 65536
 
     Introduced in notebook 01.
     """
-    _, n_in = _network_ops(model)
+    n_in = Network.from_model(model).n_in
+    chunk = validation.integer("chunk", chunk, 1)
     points = torch.as_tensor(np.asarray(points, dtype=np.float64))
     if points.ndim != 2 or points.shape[1] != n_in:
         raise ValueError(f"points must have shape (n, {n_in}), got {tuple(points.shape)}")
@@ -699,8 +426,7 @@ def activation_patterns(model: nn.Module, points: np.ndarray, chunk: int = 65536
     seen: list[torch.Tensor] = []
     hooks = [
         layer.register_forward_hook(lambda _layer, inputs, _output: seen.append(inputs[0] > 0))
-        for _, layer in _flatten_layers(model)
-        if isinstance(layer, (nn.ReLU, nn.LeakyReLU))
+        for layer in activation_layers(model)
     ]
     out = []
     try:
@@ -724,15 +450,17 @@ def grid_regions(
     regions smaller than the grid spacing are missed.
     """
     box = _check_box(box)
-    if isinstance(resolution, bool) or not isinstance(resolution, (int, np.integer)) or resolution < 2:
-        raise ValueError(f"resolution must be an integer >= 2, got {resolution!r}")
-    _, n_in = _network_ops(model)
-    input_map = _input_map(n_in, plane)
-    xs = np.linspace(box[0], box[1], int(resolution))
-    ys = np.linspace(box[2], box[3], int(resolution))
+    resolution = validation.integer("resolution", resolution, 2)
+    network = Network.from_model(model)
+    units = sum(network.widths)
+    per_point = 8 * (2 + network.n_in + max([network.n_in, *network.widths])) + units // 8 + 1
+    validation.memory(f"grid_regions(resolution={resolution})", resolution**2 * per_point)
+    input_map = plane_map(network.n_in, plane)
+    xs = np.linspace(box[0], box[1], resolution)
+    ys = np.linspace(box[2], box[3], resolution)
     grid = np.stack(np.meshgrid(xs, ys, indexing="xy"), axis=-1).reshape(-1, 2)
     patterns = activation_patterns(model, grid @ input_map[:, :2].T + input_map[:, 2])
-    return int(len(np.unique(_row_keys(_packed(patterns)))))
+    return int(len(np.unique(pattern_keys((patterns)))))
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -740,13 +468,8 @@ def grid_regions(
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def _check_widths(n0: int, widths: Sequence[int]) -> list[int]:
-    if isinstance(n0, bool) or not isinstance(n0, (int, np.integer)) or n0 < 1:
-        raise ValueError(f"n0 (input dimension) must be a positive integer, got {n0!r}")
-    widths = list(widths)
-    if not widths or not all(isinstance(w, (int, np.integer)) and not isinstance(w, bool) and w >= 1 for w in widths):
-        raise ValueError(f"widths must be a non-empty sequence of positive integers, got {widths!r}")
-    return [int(w) for w in widths]
+def _check_widths(n0: int, widths: Sequence[int]) -> tuple[int, list[int]]:
+    return validation.integer("n0", n0, 1), list(validation.integers("widths", widths, minimum=1))
 
 
 def _sum_binomials(n: int, k: int) -> int:
@@ -758,10 +481,8 @@ def zaslavsky(n_hyperplanes: int, dim: int = 2) -> int:
 
     Introduced in notebook 01. It is the exact count for one hidden layer of ``n`` units in general position.
     """
-    if isinstance(n_hyperplanes, bool) or not isinstance(n_hyperplanes, (int, np.integer)) or n_hyperplanes < 0:
-        raise ValueError(f"n_hyperplanes must be a non-negative integer, got {n_hyperplanes!r}")
-    _check_widths(dim, [1])
-    return _sum_binomials(int(n_hyperplanes), dim)
+    n_hyperplanes = validation.integer("n_hyperplanes", n_hyperplanes, 0)
+    return _sum_binomials(n_hyperplanes, validation.integer("dim", dim, 1))
 
 
 def montufar2014_lower(n0: int, widths: Sequence[int]) -> int:
@@ -770,7 +491,7 @@ def montufar2014_lower(n0: int, widths: Sequence[int]) -> int:
 
     Introduced in notebook 01.
     """
-    widths = _check_widths(n0, widths)
+    n0, widths = _check_widths(n0, widths)
     return math.prod((w // n0) ** n0 for w in widths[:-1]) * _sum_binomials(widths[-1], n0)
 
 
@@ -779,7 +500,7 @@ def montufar2017_upper(n0: int, widths: Sequence[int]) -> int:
 
     Introduced in notebook 01.
     """
-    widths = _check_widths(n0, widths)
+    n0, widths = _check_widths(n0, widths)
     total, d = 1, n0
     for w in widths:
         d = min(d, w)
@@ -793,7 +514,7 @@ def serra_upper(n0: int, widths: Sequence[int]) -> int:
     Introduced in notebook 01. Sum over (j_1..j_L), 0 <= j_l <= min(n0, n_1 - j_1, ..., n_{l-1} - j_{l-1}, n_l), of
     prod_l C(n_l, j_l); computed by dynamic programming over the running minimum (exact integers).
     """
-    widths = _check_widths(n0, widths)
+    n0, widths = _check_widths(n0, widths)
     states = {n0: 1}  # running min(n0, n_1 - j_1, ...) -> summed products
     for w in widths:
         nxt: dict[int, int] = {}
@@ -810,7 +531,7 @@ def serra_lower(n0: int, widths: Sequence[int]) -> int:
 
     Introduced in notebook 01. For n0 = 1 it equals :func:`max_pieces_1d`.
     """
-    widths = _check_widths(n0, widths)
+    n0, widths = _check_widths(n0, widths)
     if min(widths) < 3 * n0:
         raise ValueError(f"serra_lower needs every width >= 3 * n0 = {3 * n0}; got widths {widths}")
     return math.prod((w // n0 + 1) ** n0 for w in widths[:-1]) * _sum_binomials(widths[-1], n0)
@@ -821,7 +542,7 @@ def max_pieces_1d(widths: Sequence[int]) -> int:
 
     Introduced in notebook 01.
     """
-    widths = _check_widths(1, widths)
+    _, widths = _check_widths(1, widths)
     if min(widths) < 3:
         raise ValueError(f"max_pieces_1d holds for widths >= 3; got {widths}")
     return math.prod(w + 1 for w in widths)
@@ -845,12 +566,16 @@ def he_network(
 
     Introduced in notebook 01. ``activation`` is ``"relu"`` or ``"leaky_relu"`` (with ``negative_slope``).
     """
-    widths = _check_widths(n_in, widths)
-    if activation not in ("relu", "leaky_relu"):
-        raise ValueError(f"activation must be 'relu' or 'leaky_relu', got {activation!r}")
-    gen = torch.Generator().manual_seed(int(seed))
-    layers: list[nn.Module] = []
+    n_in, widths = _check_widths(n_in, widths)
+    n_out = validation.integer("n_out", n_out, 1)
+    seed = validation.integer("seed", seed, 0)
+    bias_std = validation.real("bias_std", bias_std, 0.0)
+    activation = validation.choice("activation", activation, ("relu", "leaky_relu"))
+    negative_slope = validation.real("negative_slope", negative_slope)
     sizes = [n_in, *widths, n_out]
+    validation.memory(f"he_network(widths={widths})", 16 * sum(a * b for a, b in zip(sizes[:-1], sizes[1:])))
+    gen = torch.Generator().manual_seed(seed)
+    layers: list[nn.Module] = []
     for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         linear = nn.Linear(fan_in, fan_out).double()
         with torch.no_grad():
@@ -870,9 +595,10 @@ def two_spirals(
 
     Introduced in notebook 01.
     """
-    if n < 2:
-        raise ValueError(f"n must be at least 2, got {n}")
-    gen = torch.Generator().manual_seed(int(seed))
+    n = validation.integer("n", n, 2)
+    noise = validation.real("noise", noise, 0.0)
+    turns = validation.real("turns", turns, 0.0, low_open=True)
+    gen = torch.Generator().manual_seed(validation.integer("seed", seed, 0))
     label = torch.arange(n) % 2
     radius = torch.rand(n, generator=gen, dtype=torch.float64) * 0.85 + 0.05
     angle = 2 * math.pi * turns * radius + math.pi * label
@@ -897,10 +623,12 @@ def count_during_training(
     Introduced in notebook 01. Runs on one CPU thread: for networks this small, more threads only add overhead
     (and on a busy machine, much more).
     """
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise ValueError(f"steps must be a positive integer, got {steps!r}")
-    marks = set(np.linspace(0, steps, 21).round().astype(int).tolist() if checkpoints is None else checkpoints)
-    if not all(0 <= int(m) <= steps for m in marks):
+    steps = validation.integer("steps", steps, 1)
+    lr = validation.real("lr", lr, 0.0, low_open=True)
+    box = _check_box(box)
+    default = np.linspace(0, steps, 21).round().astype(int).tolist()
+    marks = set(validation.integers("checkpoints", list(default if checkpoints is None else checkpoints), 0))
+    if max(marks) > steps:
         raise ValueError(f"checkpoints must lie in [0, steps={steps}], got {sorted(marks)}")
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     history: dict[str, list] = {"step": [], "regions": [], "pieces": [], "loss": [], "accuracy": []}
@@ -935,6 +663,7 @@ def bench(widths_list: Sequence[Sequence[int]] = BENCH_WIDTHS, seed: int = 0, re
     Introduced in notebook 01 (and run by ``python -m dcnn_helpers.regions bench``). Reports wall-clock and CPU
     seconds (the CPU time of this process is less sensitive to other work on a shared machine).
     """
+    repeat = validation.integer("repeat", repeat, 1)
     rows = []
     for widths in widths_list:
         model = he_network(widths, seed=seed)

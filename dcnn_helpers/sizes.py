@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+__all__ = ["SIZES"]
+
 SIZES: dict[str, dict[str, dict[str, Any]]] = {
     # --- 00 setup and tour ---
     "00_setup_and_tour": {

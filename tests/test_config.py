@@ -83,10 +83,14 @@ def test_seed_everything_reproduces_all_generators():
     assert draw() != first
 
 
-@pytest.mark.parametrize("bad", [-1, 1.5, "7", True])
-def test_seed_must_be_a_non_negative_integer(bad):
-    with pytest.raises(ValueError, match="seed="):
+@pytest.mark.parametrize("bad, error, message", [(-1, ValueError, "seed=-1 must be at least 0"),
+                                                 (1.5, TypeError, "seed must be an integer"),
+                                                 ("7", TypeError, "seed must be an integer"),
+                                                 (True, TypeError, "seed must be an integer")])
+def test_seed_must_be_a_non_negative_integer(bad, error, message):
+    with pytest.raises(error, match=message):
         config.seed_everything(bad)
+    assert isinstance(config.seed_everything(np.int64(3)), torch.Generator)
 
 
 def test_data_dir_resolution(monkeypatch, tmp_path):

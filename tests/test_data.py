@@ -106,7 +106,7 @@ def test_course_cifar10_subsets_and_bad_arguments():
     assert len(ds.train_labels) == 100 and len(ds.test_labels) == 50
     with pytest.raises(ValueError, match="source='web'"):
         data.course_cifar10(10, 10, source="web")
-    with pytest.raises(ValueError, match="n_train=5000 must be between 1 and the 800"):
+    with pytest.raises(ValueError, match="n_train=5000 must be at most 800"):
         data.course_cifar10(5000, 10, source="sample")
 
 
@@ -191,3 +191,12 @@ def test_tarball_without_the_expected_batches_is_reported(tmp_path, monkeypatch)
     with pytest.raises(data.DataError, match="has no file cifar-10-batches-py/data_batch_1"):
         data.prepare_cifar10(tmp_path, download=False)
     assert not (tmp_path / "cifar10").exists(), "no partial cache"
+
+
+def test_subset_sizes_accept_numpy_integers_and_refuse_other_kinds():
+    sample = data.course_cifar10(np.int64(10), np.int32(5), source="sample")
+    assert (len(sample.train_labels), len(sample.test_labels)) == (10, 5)
+    with pytest.raises(TypeError, match="n_test must be an integer"):
+        data.course_cifar10(10, 2.5, source="sample")
+    with pytest.raises(TypeError, match="verify must be True or False"):
+        data.load_cifar(".", verify="yes")

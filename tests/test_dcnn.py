@@ -140,3 +140,22 @@ def test_wrong_input_dimension():
         dcnn.EDCNN(4, 2, 2)(torch.rand(3, 5))
     with pytest.raises(ValueError, match="input_dim=2"):
         dcnn.FCNet(2, 3)(torch.rand(3))
+
+
+def test_bad_numbers_are_refused_with_the_argument_named():
+    target = dcnn.BumpSeries(1, 1.0, 2)
+    with pytest.raises(ValueError, match="noise=nan must be a finite number"):
+        dcnn.sample(target, 4, noise=float("nan"))
+    with pytest.raises(ValueError, match="noise=-0.1 must lie in"):
+        dcnn.sample(target, 4, noise=-0.1)
+    x, y = dcnn.sample(target, 8)
+    with pytest.raises(ValueError, match="batch_size=0 must be at least 1"):
+        dcnn.fit([dcnn.FCNet(1, 2)], x, y, steps=1, batch_size=0)
+    with pytest.raises(ValueError, match="lr=inf must be a finite number"):
+        dcnn.fit([dcnn.FCNet(1, 2)], x, y, steps=1, lr=float("inf"))
+    with pytest.raises(ValueError, match="smoothness=2.0 must lie in"):
+        dcnn.BumpSeries(1, 2.0, 2)
+    with pytest.raises(TypeError, match="target must be a BumpSeries"):
+        dcnn.sample("f", 4)
+    x, y = dcnn.sample(target, np.int64(4), noise=np.float32(0.1), seed=np.int64(1))
+    assert x.shape == (4, 1)

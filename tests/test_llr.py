@@ -194,8 +194,39 @@ def test_bad_inputs():
         llr.embed(llr.random_target((D, 5, 1)), (D, 4, 1))
     with pytest.raises(ValueError, match="activation='sigmoid'"):
         llr.optimistic_sample_size((D, 2, 1), "sigmoid")
-    with pytest.raises(ValueError, match="0 <= r <= d"):
+    with pytest.raises(ValueError, match="r=4 must be at most 3"):
         llr.matrix_factorisation_rank(3, 4)
+
+
+@pytest.mark.parametrize("argument, value, error, message", [
+    ("lr", float("nan"), ValueError, "lr=nan must be a finite number"),
+    ("lr", float("inf"), ValueError, "lr=inf must be a finite number"),
+    ("init_scale", float("nan"), ValueError, "init_scale=nan must be a finite number"),
+    ("momentum", 1.0, ValueError, r"momentum=1.0 must lie in \[0.0, 1.0\)"),
+    ("seeds", 0, ValueError, "seeds=0 must be at least 1"),
+    ("steps", 2.5, TypeError, "steps must be an integer"),
+    ("ks", [5], ValueError, r"ks\[0\]=5 must be at most 4"),
+    ("n_ratios", [0.5, -1.0], ValueError, r"n_ratios\[1\]=-1.0 must lie in \(0.0, inf\)"),
+    ("dtype", torch.int32, ValueError, "dtype=torch.int32 is not allowed"),
+])
+def test_recovery_experiment_refuses_bad_arguments_before_training(argument, value, error, message):
+    arguments = dict(d=2, m=4, ks=[1], n_ratios=[1.0], seeds=1, steps=1)
+    arguments[argument] = value
+    with pytest.raises(error, match=message):
+        llr.recovery_experiment(**arguments)
+
+
+def test_recovery_experiment_accepts_numpy_numbers():
+    result = llr.recovery_experiment(np.int64(2), np.int64(3), [np.int64(1)], [np.float32(1.0)], seeds=np.int32(1),
+                                     steps=np.int64(2), lr=np.float64(0.1))
+    assert result.test_error.shape == (1, 1, 1)
+
+
+def test_jacobian_refuses_batchnorm_or_dropout_in_training_mode():
+    model = nn.Sequential(nn.Linear(D, 4), nn.BatchNorm1d(4), nn.Tanh(), nn.Dropout(0.1), nn.Linear(4, 1)).double()
+    with pytest.raises(ValueError, match="BatchNorm1d, Dropout layers in training mode; call model.eval"):
+        llr.jacobian(model, _inputs(3))
+    assert llr.jacobian(model.eval(), _inputs(3)).shape == (3, sum(p.numel() for p in model.parameters()))
 
 
 def test_float32_model_warns_and_is_not_changed():

@@ -157,3 +157,9 @@ def test_bad_merge_and_kind():
         mr.MergeRunBlock(4, 4, merge="sum")
     with pytest.raises(ValueError, match="kind='densenet'"):
         mr.block_edges("densenet")
+
+
+def test_absurd_widths_are_refused_with_an_estimate():
+    with pytest.raises(ValueError, match=r"resnet\(depth=8, widen=10000\) would need about [\d.]+ TiB"):
+        mr.resnet(8, widen=10**4)
+    assert mr.count_parameters(mr.dmrnet(np.int64(8), num_classes=np.int32(3))) > 0

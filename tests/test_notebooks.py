@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from dcnn_helpers import config
-from dcnn_helpers.nbclean import volatile_metadata
+from dcnn_helpers.tools.nbclean import volatile_metadata
 
 NOTEBOOK_DIR = config.REPO_ROOT / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
@@ -57,7 +57,7 @@ def test_executed_top_to_bottom_without_errors(path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_small_and_clean_of_volatile_metadata(path):
     assert path.stat().st_size < MAX_BYTES, f"{path.name} is {path.stat().st_size / 1e6:.1f} MB"
-    assert not volatile_metadata(_load(path)), "run `python -m dcnn_helpers.nbclean` on it"
+    assert not volatile_metadata(_load(path)), "run `python -m dcnn_helpers.tools.nbclean` on it"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

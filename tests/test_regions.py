@@ -291,7 +291,7 @@ def test_other_bad_arguments():
     with pytest.raises(ValueError, match="3 \\* n0"):
         regions.serra_lower(2, [4, 4])
     with pytest.raises(ValueError, match="color"):
-        regions.linear_regions_2d(model, BOX).plot(color="rainbow")
+        regions.plot_partition(None, regions.linear_regions_2d(model, BOX), color="rainbow")
 
 
 def test_bench_reports_regions_per_second(monkeypatch, capsys):
@@ -336,3 +336,35 @@ def test_counting_during_training_records_every_checkpoint_and_learns():
     assert history["loss"][-1] < history["loss"][0]
     with pytest.raises(ValueError, match="checkpoints"):
         regions.count_during_training(model, x, y, steps=5, checkpoints=[9])
+
+
+def test_drawing_functions_draw_what_was_computed():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    partition = regions.linear_regions_2d(regions.he_network([4, 4], seed=3), BOX)
+    fig, ax = plt.subplots()
+    assert regions.plot_partition(ax, partition, color="piece") is ax
+    assert ax.get_title() == f"{partition.n_pieces} linear pieces"
+    pieces = regions.pieces_1d(tent_net(2), 0.0, 1.0)
+    assert regions.plot_pieces(ax, pieces).get_title() == "4 linear pieces"
+    with pytest.raises(TypeError, match="Partition2D"):
+        regions.plot_partition(ax, pieces)
+    with pytest.raises(TypeError, match="Pieces1D"):
+        regions.plot_pieces(ax, partition)
+    plt.close(fig)
+
+
+def test_absurd_requests_are_refused_before_allocating():
+    model = regions.he_network([4])
+    with pytest.raises(ValueError, match=r"grid_regions\(resolution=1000000\) would need about [\d.]+ TiB"):
+        regions.grid_regions(model, BOX, 10**6)
+    with pytest.raises(ValueError, match="would need about"):
+        regions.he_network([10**6, 10**6])
+    with pytest.raises(ValueError, match="bias_std=nan must be a finite number"):
+        regions.he_network([4], bias_std=float("nan"))
+    with pytest.raises(ValueError, match=r"box\[1\]=inf must be a finite number"):
+        regions.linear_regions_2d(model, (-1, float("inf"), -1, 1))
+    assert regions.grid_regions(model, BOX, np.int64(5)) <= len(regions.linear_regions_2d(model, BOX))

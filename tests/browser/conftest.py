@@ -278,7 +278,7 @@ def site(workdir, notebook_dir, pytestconfig):
     one given with ``--site-dir``."""
     out = pytestconfig.getoption("site_dir")
     if out is None:
-        workshop = pytest.importorskip("dcnn_helpers.workshop")
+        workshop = pytest.importorskip("dcnn_helpers.tools.workshop")
         out = workdir / "site"
         started = time.monotonic()
         workshop.build_site(out, source=notebook_dir)

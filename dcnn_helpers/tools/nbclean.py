@@ -1,4 +1,4 @@
-"""Strip volatile metadata from saved notebooks: ``python -m dcnn_helpers.nbclean notebooks/*.ipynb``.
+"""Strip volatile metadata from saved notebooks: ``python -m dcnn_helpers.tools.nbclean notebooks/*.ipynb``.
 
 Used by ``make course`` after executing the notebooks, so diffs show content, not timestamps or widget state.
 Without the widget state, a saved widget output can only show "Error displaying widget: model not found" in
@@ -12,6 +12,9 @@ import json
 import re
 import sys
 from pathlib import Path
+
+__all__ = ["VOLATILE_CELL_KEYS", "VOLATILE_NOTEBOOK_KEYS", "WIDGET_VIEW", "WIDGET_NOTE", "PROGRESS_BAR", "cell_tags",
+           "volatile_metadata", "clean", "main"]
 
 VOLATILE_CELL_KEYS = ("execution", "collapsed", "scrolled")
 VOLATILE_NOTEBOOK_KEYS = ("widgets",)
@@ -63,7 +66,7 @@ def clean(path: Path) -> bool:
 
 def main(argv: list[str]) -> int:
     if not argv:
-        print("usage: python -m dcnn_helpers.nbclean NOTEBOOK.ipynb [...]", file=sys.stderr)
+        print("usage: python -m dcnn_helpers.tools.nbclean NOTEBOOK.ipynb [...]", file=sys.stderr)
         return 2
     for name in argv:
         if clean(Path(name)):

@@ -1,8 +1,8 @@
-"""dcnn_helpers.nbclean: volatile metadata and stateless widget outputs are removed, nothing else."""
+"""dcnn_helpers.tools.nbclean: volatile metadata and stateless widget outputs are removed, nothing else."""
 
 import json
 
-from dcnn_helpers import nbclean
+from dcnn_helpers.tools import nbclean
 
 
 def _widget(text):

@@ -1,4 +1,4 @@
-"""dcnn_helpers.colab: Open-in-Colab badges and the set-up cell that acts only in Colab."""
+"""dcnn_helpers.tools.colab: Open-in-Colab badges and the set-up cell that acts only in Colab."""
 
 import json
 import shutil
@@ -10,7 +10,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from dcnn_helpers import colab, workshop
+from dcnn_helpers.tools import colab, workshop
 
 NOTEBOOKS = workshop.course_notebooks()
 REPO = "https://github.com/example-org/dcnn-course"

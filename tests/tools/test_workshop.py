@@ -1,4 +1,4 @@
-"""dcnn_helpers.workshop: student copies (stubs, cleared outputs, runnable) and the static site."""
+"""dcnn_helpers.tools.workshop: student copies (stubs, cleared outputs, runnable) and the static site."""
 
 import json
 import re
@@ -7,7 +7,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from dcnn_helpers import config, workshop
+from dcnn_helpers import config
+from dcnn_helpers.tools import workshop
 
 NOTEBOOKS = workshop.course_notebooks()
 

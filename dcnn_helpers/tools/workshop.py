@@ -1,7 +1,7 @@
 """Workshop kit: student copies of the notebooks, the course rendered as a static site, and run-time measurement.
 
-``python -m dcnn_helpers.workshop student [OUT]`` (``make student``), ``python -m dcnn_helpers.workshop html
-[OUT]`` (``make html``) and ``python -m dcnn_helpers.workshop timings`` (``make timings PROFILE=...``, the run
+``python -m dcnn_helpers.tools.workshop student [OUT]`` (``make student``), ``python -m dcnn_helpers.tools.workshop html
+[OUT]`` (``make html``) and ``python -m dcnn_helpers.tools.workshop timings`` (``make timings PROFILE=...``, the run
 times of the instructor guide). The exercise convention is introduced in notebook 00: a ``### Exercise N`` heading, then
 the solution in a code cell tagged ``solution`` whose first line is a ``# Hint: ...`` comment (tag it ``free`` too
 when the exercise is free-form: the student copy then gets an empty cell with the hint instead of a stub).
@@ -20,8 +20,13 @@ import time
 from datetime import date
 from pathlib import Path
 
-from . import colab, config
+from .. import config
+from . import colab
 from .nbclean import cell_tags
+
+__all__ = ["NOTEBOOK_DIR", "STUDENT_DIR", "SITE_DIR", "STUB_MARKER", "REMOTE_SCRIPT", "MATHJAX_URL", "MATHJAX_FONTS",
+           "GENERATED_NOTE", "course_notebooks", "student_copy", "write_student_copies", "notebook_title",
+           "build_site", "time_notebooks", "timings_table", "main"]
 
 NOTEBOOK_DIR = config.REPO_ROOT / "notebooks"
 STUDENT_DIR = config.REPO_ROOT / "student"
@@ -210,7 +215,7 @@ def timings_table(rows: list[tuple[str, float, float]], profile: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dcnn_helpers.workshop", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m dcnn_helpers.tools.workshop", description=__doc__.split("\n")[0])
     parser.add_argument("what", choices=("student", "html", "timings"),
                         help="student copies, the static site, or the run time of every notebook")
     parser.add_argument("out", nargs="?", type=Path, help="output folder (default: student/ or site/)")

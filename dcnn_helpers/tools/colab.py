@@ -1,4 +1,4 @@
-"""Open-in-Colab badges and the Colab set-up cell: ``python -m dcnn_helpers.colab`` (``make colab``).
+"""Open-in-Colab badges and the Colab set-up cell: ``python -m dcnn_helpers.tools.colab`` (``make colab``).
 
 The course's public repository is named in one place, ``[project.urls] Repository`` in ``pyproject.toml``. From it
 this module stamps every notebook with two cells, both tagged so they can be found and replaced:
@@ -20,8 +20,12 @@ import re
 import sys
 from pathlib import Path
 
-from . import config
+from .. import config
 from .nbclean import cell_tags
+
+__all__ = ["BADGE_TAG", "SETUP_TAG", "BADGE_IMAGE", "GITHUB_URL", "BRANCH", "SETUP_SOURCE", "parse_repository",
+           "repository_from_pyproject", "colab_link", "badge_cell", "setup_cell", "unstamp", "stamp",
+           "stamped_repository", "main"]
 
 BADGE_TAG = "colab-badge"
 SETUP_TAG = "colab-setup"
@@ -129,7 +133,7 @@ def stamped_repository(nb: dict) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dcnn_helpers.colab", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m dcnn_helpers.tools.colab", description=__doc__.split("\n")[0])
     parser.add_argument("notebooks", nargs="+", type=Path, help="notebooks to stamp in place")
     parser.add_argument("--repo", help="GitHub URL (default: [project.urls] Repository in pyproject.toml)")
     parser.add_argument("--branch", default="main", help="branch the badges open (default: main)")
