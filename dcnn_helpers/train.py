@@ -47,30 +47,9 @@ from torch.utils.flop_counter import FlopCounterMode
 from . import checkpoint, config, data, distributed, fileio, validation
 from .plp import PLP
 
-__all__ = [
-    "SCHEDULES",
-    "FLIPS",
-    "TTA_MODES",
-    "TrainConfig",
-    "DeviceData",
-    "to_device",
-    "EpochPlan",
-    "epoch_plan",
-    "steps_per_epoch",
-    "step_batch",
-    "augment_batch",
-    "prepare_model",
-    "build_optimizer",
-    "schedule_factor",
-    "LookAhead",
-    "Run",
-    "train_one_epoch",
-    "tta_logits",
-    "evaluate",
-    "train_flops_per_image",
-    "TrainResult",
-    "fit",
-]
+__all__ = ["SCHEDULES", "FLIPS", "TTA_MODES", "TrainConfig", "DeviceData", "to_device", "EpochPlan", "epoch_plan",
+    "steps_per_epoch", "step_batch", "augment_batch", "prepare_model", "build_optimizer", "schedule_factor",
+    "LookAhead", "Run", "train_one_epoch", "tta_logits", "evaluate", "train_flops_per_image", "TrainResult", "fit"]
 
 SCHEDULES = ("linear", "triangle")
 FLIPS = ("random", "alternate", "none")

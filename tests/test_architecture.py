@@ -17,22 +17,8 @@ GROUND, TOOLS = "ground floor", "tools"
 MAX_FUNCTION_LINES, MAX_MODULE_LINES = 80, 700
 
 # Modules of the trainer rewrite that do not exist yet; remove each one once it is created.
-PENDING = {"checkpoint", "models", "bench", "plp_cifar", "stats"}
 
-# Known violations, each removed by the trainer rewrite (plp split into the optimiser and plp_cifar, FastNet and the
-# models by name moved out of train, train's imports moved to the top). Delete an entry once its cause is gone.
-ALLOWED_VIOLATIONS = {
-    "cycle: plp -> train -> plp",
-    "plp imports train inside a function",
-    "plp imports config inside a function",
-    "train imports plp inside a function",
-    "train imports merge_run inside a function",
-    "train (05) imports merge_run (06), a later notebook",
-    "distributed imports data inside a function",
-    "train: docstring says notebook 07, ARCHITECTURE.md says 05",
-}
-# Known oversized units of the trainer, split by its rewrite. Delete an entry once it fits.
-ALLOWED_OVERSIZE = {"train.py: 765 lines", "train.fit: 161 lines"}
+
 
 
 def architecture_table() -> dict[str, str]:
@@ -150,18 +136,13 @@ def violations() -> set[str]:
 def test_every_module_is_on_the_map_and_every_entry_exists():
     unmapped = [m for m in MODULES if m not in ("", "tools") and m not in TABLE]
     assert not unmapped, f"add these modules to the table in ARCHITECTURE.md: {unmapped}"
-    missing = sorted(set(TABLE) - set(MODULES) - PENDING)
+    missing = sorted(set(TABLE) - set(MODULES))
     assert not missing, f"ARCHITECTURE.md lists modules that do not exist: {missing}"
-    created = sorted(PENDING & set(MODULES))
-    assert not created, f"these modules exist now; remove them from PENDING in this test: {created}"
 
 
 def test_imports_follow_the_course_order_with_no_cycles():
-    found = violations()
-    new = sorted(found - ALLOWED_VIOLATIONS)
-    assert not new, "imports against ARCHITECTURE.md:\n" + "\n".join(new)
-    fixed = ALLOWED_VIOLATIONS - found
-    assert not fixed, f"these violations are gone; remove them from ALLOWED_VIOLATIONS: {sorted(fixed)}"
+    found = sorted(violations())
+    assert not found, "imports against ARCHITECTURE.md:\n" + "\n".join(found)
 
 
 def oversized_units() -> set[str]:
@@ -181,11 +162,8 @@ def oversized_units() -> set[str]:
 
 
 def test_functions_and_modules_are_short_enough_to_read_whole():
-    found = oversized_units()
-    assert not found - ALLOWED_OVERSIZE, f"split these (functions <= {MAX_FUNCTION_LINES} lines, modules <= " \
-                                         f"{MAX_MODULE_LINES}): {sorted(found - ALLOWED_OVERSIZE)}"
-    fixed = ALLOWED_OVERSIZE - found
-    assert not fixed, f"these units fit now; remove them from ALLOWED_OVERSIZE: {sorted(fixed)}"
+    found = sorted(oversized_units())
+    assert not found, f"split these (functions <= {MAX_FUNCTION_LINES} lines, modules <= {MAX_MODULE_LINES}): {found}"
 
 
 # --- the checker itself ---------------------------------------------------------------------------------------

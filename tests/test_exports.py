@@ -17,10 +17,6 @@ import dcnn_helpers
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
-# Modules of the trainer rewrite, whose surface is still moving; empty this list once they have their __all__.
-SKIPPED = {"train", "plp", "distributed", "models", "bench", "plp_cifar", "checkpoint"}
-
-
 def code_of(notebook: Path) -> ast.Module:
     """The notebook's code cells as one module (IPython magics and shell lines left out)."""
     cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
@@ -59,15 +55,13 @@ def public_modules() -> list[str]:
 def test_every_name_a_notebook_uses_is_exported(notebook):
     missing = []
     for module, name in sorted(used_names(code_of(notebook))):
-        if module in SKIPPED:
-            continue
         exported = getattr(importlib.import_module(f"dcnn_helpers.{module}"), "__all__", ())
         if name not in exported:
             missing.append(f"{module}.{name}")
     assert not missing, f"{notebook.name} uses names its modules do not export: {missing}"
 
 
-@pytest.mark.parametrize("module", [m for m in public_modules() if m not in SKIPPED])
+@pytest.mark.parametrize("module", public_modules())
 def test_public_modules_declare_what_they_export(module):
     imported = importlib.import_module(f"dcnn_helpers.{module}")
     assert hasattr(imported, "__all__"), f"dcnn_helpers.{module} has no __all__"
