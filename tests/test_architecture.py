@@ -16,10 +16,6 @@ PACKAGE = ROOT / "dcnn_helpers"
 GROUND, TOOLS = "ground floor", "tools"
 MAX_FUNCTION_LINES, MAX_MODULE_LINES = 80, 700
 
-# Modules of the trainer rewrite that do not exist yet; remove each one once it is created.
-
-
-
 
 def architecture_table() -> dict[str, str]:
     """Module (dotted, relative to dcnn_helpers) -> layer, from ARCHITECTURE.md."""
