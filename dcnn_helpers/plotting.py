@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from IPython.display import Markdown
+
 import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
@@ -14,7 +16,7 @@ import seaborn as sns
 
 from . import validation
 
-__all__ = ["set_theme", "subplots", "loglog_slope", "plot_loglog_fit", "FIGURE_DPI"]
+__all__ = ["set_theme", "subplots", "loglog_slope", "plot_loglog_fit", "claims_table", "CLAIM_COLUMNS", "FIGURE_DPI"]
 
 FIGURE_DPI = 80
 
@@ -68,3 +70,22 @@ def plot_loglog_fit(ax, x: Sequence[float], y: Sequence[float], label: str, **kw
     grid = np.geomspace(x_arr.min(), x_arr.max(), 50)
     ax.loglog(grid, np.exp(intercept) * grid**slope, "--", color=points.get_color(), lw=1)
     return slope
+
+
+CLAIM_COLUMNS = ("claim", "source", "paper states", "measured here", "status")
+CLAIM_STATUSES = ("reproduced", "measured differently", "not reproduced", "stated only")
+
+
+def claims_table(rows: Sequence[Sequence[str]]) -> Markdown:
+    """Every notebook's table "What the paper states, what we measured", as markdown (the claims ledger reads it).
+
+    Each row: claim, source (paper and place, or "computed here"), what the paper states, what we measured, and a
+    status from ``CLAIM_STATUSES``. A ``|`` inside a cell is escaped. Introduced in notebook 01.
+    """
+    lines = ["| " + " | ".join(CLAIM_COLUMNS) + " |", "|" + " --- |" * len(CLAIM_COLUMNS)]
+    for i, row in enumerate(rows):
+        if len(row) != len(CLAIM_COLUMNS):
+            raise ValueError(f"rows[{i}] has {len(row)} cells; a claim has {len(CLAIM_COLUMNS)}: {CLAIM_COLUMNS}")
+        validation.choice(f"rows[{i}] status", row[-1], CLAIM_STATUSES)
+        lines.append("| " + " | ".join(str(cell).replace("|", "\\|") for cell in row) + " |")
+    return Markdown("\n".join(lines))

@@ -29,3 +29,13 @@ def test_subplots_returns_a_flat_array_and_checks_its_arguments():
         plotting.subplots(0)
     with pytest.raises(ValueError, match="size=nan must be a finite number"):
         plotting.subplots(1, size=float("nan"))
+
+
+def test_claims_table_is_the_ledger_format():
+    table = plotting.claims_table([("x | y", "computed here", "1", "1", "reproduced")]).data.splitlines()
+    assert table[0] == "| claim | source | paper states | measured here | status |"
+    assert table[2] == "| x \\| y | computed here | 1 | 1 | reproduced |"
+    with pytest.raises(ValueError, match="rows\\[0\\] has 2 cells"):
+        plotting.claims_table([("a", "b")])
+    with pytest.raises(ValueError, match="status='maybe' is not allowed"):
+        plotting.claims_table([("a", "b", "c", "d", "maybe")])
