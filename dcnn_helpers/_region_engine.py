@@ -71,21 +71,32 @@ class PolygonStore:
     ``edge_labels`` (R, K) (the unit whose zero line holds the edge from vertex i to i + 1, or a box edge),
     ``edge_lines`` (R, K, 3) (that line's float64 coefficients on the polygon), ``vertex_errors`` (R, K)
     (bounds on each vertex's distance from its exact position, 1-norm) and ``parent`` (R,) (the polygon each one
-    was cut from since the layer started)."""
+    was cut from since the layer started). The float data of a vertex sit side by side in one array, ``table``
+    (R, K, 6) = [x, y, error, a, b, c], so that a cut moves them together."""
 
     def __init__(self, box: tuple[float, float, float, float]) -> None:
         xmin, xmax, ymin, ymax = box
         self.capacity, self.width, self.n = 64, 8, 1
-        self.vertices = np.zeros((self.capacity, self.width, 2))
-        self.vertices[0, :4] = [[xmin, ymin], [xmax, ymin], [xmax, ymax], [xmin, ymax]]
+        self.table = np.zeros((self.capacity, self.width, 6))
+        self.table[0, :4, :2] = [[xmin, ymin], [xmax, ymin], [xmax, ymax], [xmin, ymax]]
+        self.table[0, :4, 3:] = box_lines(box)
         self.edge_labels = np.full((self.capacity, self.width), BOX_EDGES[0], np.int64)
         self.edge_labels[0, :4] = BOX_EDGES
-        self.edge_lines = np.zeros((self.capacity, self.width, 3))
-        self.edge_lines[0, :4] = box_lines(box)
-        self.vertex_errors = np.zeros((self.capacity, self.width))
         self.counts = np.zeros(self.capacity, np.int64)
         self.counts[0] = 4
         self.parent = np.zeros(self.capacity, np.int64)
+
+    @property
+    def vertices(self) -> np.ndarray:
+        return self.table[..., :2]
+
+    @property
+    def vertex_errors(self) -> np.ndarray:
+        return self.table[..., 2]
+
+    @property
+    def edge_lines(self) -> np.ndarray:
+        return self.table[..., 3:]
 
     def reserve(self, rows: int, width: int) -> None:
         """Make room for ``rows`` polygons of up to ``width`` vertices (capacity doubles, so appends are cheap)."""
@@ -93,15 +104,9 @@ class PolygonStore:
             return
         capacity, wide = (2 * rows if rows > self.capacity else self.capacity), max(self.width, width + 4)
         n, old = self.n, self.width
-        grown = {
-            "vertices": np.zeros((capacity, wide, 2)),
-            "edge_labels": np.full((capacity, wide), BOX_EDGES[0], np.int64),
-            "edge_lines": np.zeros((capacity, wide, 3)),
-            "vertex_errors": np.zeros((capacity, wide)),
-        }
-        for name, array in grown.items():
-            array[:n, :old] = getattr(self, name)[:n]
-            setattr(self, name, array)
+        table, labels = np.zeros((capacity, wide, 6)), np.full((capacity, wide), BOX_EDGES[0], np.int64)
+        table[:n, :old], labels[:n, :old] = self.table[:n], self.edge_labels[:n]
+        self.table, self.edge_labels = table, labels
         for name in ("counts", "parent"):
             array = np.zeros(capacity, np.int64)
             array[:n] = getattr(self, name)[:n]
@@ -213,32 +218,27 @@ class PolygonStore:
 
     def _part(self, rows, coef, sides, following, valid, cut, cut_error, unit, sign):
         """The vertices (with edge labels, lines and errors) of the ``sign`` side of the cut polygons."""
-        labels, lines = self.edge_labels[rows], self.edge_lines[rows]
+        labels, kept = self.edge_labels[rows], self.table[rows]
         crossing = valid & (sides * following < 0)
         keep = valid & (sign * sides >= 0)
         starts_cut = (sides == 0) & (sign * following < 0)  # a vertex on the line, its edge now along the line
         cut_keeps = sign * following > 0  # a cut point whose edge continues the old one
         vertex_labels, cut_labels = np.where(starts_cut, unit, labels), np.where(cut_keeps, labels, unit)
-        coef = np.broadcast_to(coef[:, None, :], lines.shape)
-        vertex_lines = np.where(starts_cut[..., None], coef, lines)
-        cut_lines = np.where(cut_keeps[..., None], lines, coef)
+        coef = np.broadcast_to(coef[:, None, :], (len(rows), self.width, 3))
+        added = np.concatenate([cut, cut_error[..., None], np.where(cut_keeps[..., None], kept[..., 3:], coef)],
+                               axis=2)
+        kept[..., 3:] = np.where(starts_cut[..., None], coef, kept[..., 3:])
         interleave = lambda a, b: np.stack([a, b], axis=2).reshape(len(rows), 2 * self.width, *a.shape[2:])  # noqa
-        return (interleave(keep, crossing), interleave(self.vertices[rows], cut),
-                interleave(vertex_labels, cut_labels), interleave(vertex_lines, cut_lines),
-                interleave(self.vertex_errors[rows], cut_error))
+        return interleave(keep, crossing), interleave(kept, added), interleave(vertex_labels, cut_labels)
 
-    def _write(self, target, mask, points, labels, lines, errors):
+    def _write(self, target, mask, table, labels):
         slot = np.cumsum(mask, axis=1) - 1
         r_idx, c_idx = np.nonzero(mask)
         out_rows, out_cols = target[r_idx], slot[r_idx, c_idx]
-        self.vertices[target] = 0.0
+        self.table[target] = 0.0
         self.edge_labels[target] = BOX_EDGES[0]
-        self.edge_lines[target] = 0.0
-        self.vertex_errors[target] = 0.0
-        self.vertices[out_rows, out_cols] = points[r_idx, c_idx]
+        self.table[out_rows, out_cols] = table[r_idx, c_idx]
         self.edge_labels[out_rows, out_cols] = labels[r_idx, c_idx]
-        self.edge_lines[out_rows, out_cols] = lines[r_idx, c_idx]
-        self.vertex_errors[out_rows, out_cols] = errors[r_idx, c_idx]
         self.counts[target] = mask.sum(axis=1)
 
     def unit_bits(self, maps: np.ndarray, coef_error: np.ndarray, first_unit: int, judge: ExactJudge) -> np.ndarray:
