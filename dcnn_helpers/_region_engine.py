@@ -21,9 +21,11 @@ from dcnn_helpers._region_network import (
     UNIT_ROUNDOFF,
     Activation,
     Affine,
+    SAFETY,
     ExactLines,
     Network,
     activate,
+    affine_error,
     apply_affine,
     dyadic,
 )
@@ -37,9 +39,10 @@ class TooManyExactDecisions(ValueError):
     """float64 cannot resolve this box; the message says what to do."""
 
 
-def _evaluation_band(coef: np.ndarray, points: np.ndarray, point_error: np.ndarray, coef_error: float) -> np.ndarray:
-    """Bound on |computed - exact| value of lines ``coef`` (..., 3) at float ``points`` (..., 2) whose exact
-    positions are within ``point_error`` (...): coefficient error, evaluation rounding, and the point's own error."""
+def _evaluation_band(coef: np.ndarray, points: np.ndarray, point_error: np.ndarray, coef_error) -> np.ndarray:
+    """Bound on |computed - exact| value of lines ``coef`` (..., 3), whose coefficients are off by at most
+    ``coef_error`` (...), at float ``points`` (..., 2) within ``point_error`` (...) of their exact positions:
+    coefficient error, evaluation rounding, and the point's own error."""
     x, y = np.abs(points[..., 0]), np.abs(points[..., 1])
     a, b, c = np.abs(coef[..., 0]), np.abs(coef[..., 1]), np.abs(coef[..., 2])
     return coef_error * (x + y + 1) + 4 * UNIT_ROUNDOFF * (a * x + b * y + c) + (a + b) * point_error
@@ -68,21 +71,32 @@ class PolygonStore:
     ``edge_labels`` (R, K) (the unit whose zero line holds the edge from vertex i to i + 1, or a box edge),
     ``edge_lines`` (R, K, 3) (that line's float64 coefficients on the polygon), ``vertex_errors`` (R, K)
     (bounds on each vertex's distance from its exact position, 1-norm) and ``parent`` (R,) (the polygon each one
-    was cut from since the layer started)."""
+    was cut from since the layer started). The float data of a vertex sit side by side in one array, ``table``
+    (R, K, 6) = [x, y, error, a, b, c], so that a cut moves them together."""
 
     def __init__(self, box: tuple[float, float, float, float]) -> None:
         xmin, xmax, ymin, ymax = box
         self.capacity, self.width, self.n = 64, 8, 1
-        self.vertices = np.zeros((self.capacity, self.width, 2))
-        self.vertices[0, :4] = [[xmin, ymin], [xmax, ymin], [xmax, ymax], [xmin, ymax]]
+        self.table = np.zeros((self.capacity, self.width, 6))
+        self.table[0, :4, :2] = [[xmin, ymin], [xmax, ymin], [xmax, ymax], [xmin, ymax]]
+        self.table[0, :4, 3:] = box_lines(box)
         self.edge_labels = np.full((self.capacity, self.width), BOX_EDGES[0], np.int64)
         self.edge_labels[0, :4] = BOX_EDGES
-        self.edge_lines = np.zeros((self.capacity, self.width, 3))
-        self.edge_lines[0, :4] = box_lines(box)
-        self.vertex_errors = np.zeros((self.capacity, self.width))
         self.counts = np.zeros(self.capacity, np.int64)
         self.counts[0] = 4
         self.parent = np.zeros(self.capacity, np.int64)
+
+    @property
+    def vertices(self) -> np.ndarray:
+        return self.table[..., :2]
+
+    @property
+    def vertex_errors(self) -> np.ndarray:
+        return self.table[..., 2]
+
+    @property
+    def edge_lines(self) -> np.ndarray:
+        return self.table[..., 3:]
 
     def reserve(self, rows: int, width: int) -> None:
         """Make room for ``rows`` polygons of up to ``width`` vertices (capacity doubles, so appends are cheap)."""
@@ -90,15 +104,9 @@ class PolygonStore:
             return
         capacity, wide = (2 * rows if rows > self.capacity else self.capacity), max(self.width, width + 4)
         n, old = self.n, self.width
-        grown = {
-            "vertices": np.zeros((capacity, wide, 2)),
-            "edge_labels": np.full((capacity, wide), BOX_EDGES[0], np.int64),
-            "edge_lines": np.zeros((capacity, wide, 3)),
-            "vertex_errors": np.zeros((capacity, wide)),
-        }
-        for name, array in grown.items():
-            array[:n, :old] = getattr(self, name)[:n]
-            setattr(self, name, array)
+        table, labels = np.zeros((capacity, wide, 6)), np.full((capacity, wide), BOX_EDGES[0], np.int64)
+        table[:n, :old], labels[:n, :old] = self.table[:n], self.edge_labels[:n]
+        self.table, self.edge_labels = table, labels
         for name in ("counts", "parent"):
             array = np.zeros(capacity, np.int64)
             array[:n] = getattr(self, name)[:n]
@@ -115,18 +123,18 @@ class PolygonStore:
         error = self.vertex_errors[:n].max(axis=1) + 4 * UNIT_ROUNDOFF * np.abs(centre).sum(axis=1)
         return centre, error
 
-    def _value_and_bound(self, maps: np.ndarray, coef_error: float):
-        """The units' values at the centroids (R, d), the centroids with their errors, and per polygon one bound
-        (R, 1) on every unit's evaluation error there (cheaper than each unit's own bound, which it exceeds;
-        NaN when the maps overflowed, so that nothing is decided on them)."""
+    def _value_and_bound(self, maps: np.ndarray, coef_error: np.ndarray):
+        """The units' values at the centroids (R, d), the centroids with their errors, and a bound (R, d) on each
+        value's error (with one magnitude for all maps: cheaper than each unit's own bound, which it exceeds; NaN
+        when the maps overflowed, so that nothing is decided on them). ``coef_error`` (R, d) bounds the maps'."""
         centre, error = self.centres()
         value = maps[:, 0] * centre[:, 0:1] + maps[:, 1] * centre[:, 1:2] + maps[:, 2]
         size = np.abs(centre).sum(axis=1)
         magnitude = max(maps.max(initial=0.0), -maps.min(initial=0.0))  # one number: no copy of the maps
-        bound = coef_error * (size + 1) + (4 * UNIT_ROUNDOFF * (size + 1) + 2 * error) * magnitude
-        return value, centre, error, bound[:, None]
+        bound = coef_error * (size + 1)[:, None] + ((4 * UNIT_ROUNDOFF * (size + 1) + 2 * error) * magnitude)[:, None]
+        return value, centre, error, bound
 
-    def maybe_crossed(self, maps: np.ndarray, coef_error: float) -> np.ndarray:
+    def maybe_crossed(self, maps: np.ndarray, coef_error: np.ndarray) -> np.ndarray:
         """(R, d): whether unit j's line ``maps[r, :, j] . (x, y, 1) = 0`` may cross polygon r (a superset)."""
         value, centre, error, bound = self._value_and_bound(maps, coef_error)
         valid = np.arange(self.width) < self.counts[: self.n, None]
@@ -135,18 +143,23 @@ class PolygonStore:
         reach = (np.abs(maps[:, 0]) + np.abs(maps[:, 1])) * radius[:, None] + bound
         return ~(np.abs(value) > reach)  # NaN-safe: an overflowed value may cross
 
-    def split(self, rows: np.ndarray, coef: np.ndarray, unit: int, coef_error: float, judge: ExactJudge) -> None:
+    def split(self, rows: np.ndarray, coef: np.ndarray, unit: int, errors: tuple[np.ndarray, float],
+              judge: ExactJudge) -> None:
         """Cut polygons ``rows`` by the lines ``coef[r] . (x, y, 1) = 0`` of ``unit`` (coef: (len(rows), 3)).
+
+        ``errors``: bounds on the error of each line's coefficients (len(rows),) and on that of any edge's line.
 
         Polygons the line crosses keep their positive part in place; their negative part is appended.
         """
+        coef_error, edge_error = errors
         _, sides, valid = self._sides(rows, coef, unit, coef_error, judge)
         hit = ((sides > 0) & valid).any(axis=1) & ((sides < 0) & valid).any(axis=1)
         if not hit.any():
             return
-        rows, sides, valid, coef = rows[hit], sides[hit], valid[hit], coef[hit]
+        rows, sides, valid, coef, coef_error = rows[hit], sides[hit], valid[hit], coef[hit], coef_error[hit]
         following = np.take_along_axis(sides, next_vertex(self.counts[rows], self.width), axis=1)
-        cut, cut_error = self._cut_points(rows, coef, coef_error, valid & (sides * following < 0))
+        crossing = valid & (sides * following < 0)
+        cut, cut_error = self._cut_points(rows, coef, (coef_error, edge_error), crossing)
         n = self.n
         parts = [self._part(rows, coef, sides, following, valid, cut, cut_error, unit, sign) for sign in (1, -1)]
         self.reserve(n + len(rows), max(int(part[0].sum(axis=1).max()) for part in parts))
@@ -167,24 +180,26 @@ class PolygonStore:
         sides = np.sign(values).astype(np.int64)
         near_r, near_k = np.nonzero(valid & ~(np.abs(values) > bound[:, None]))
         if near_r.size:
-            band = _evaluation_band(coef[near_r], points[near_r, near_k], errors[near_r, near_k], coef_error)
+            band = _evaluation_band(coef[near_r], points[near_r, near_k], errors[near_r, near_k],
+                                    coef_error[near_r])
             unsure = ~(np.abs(values[near_r, near_k]) > band)
             if unsure.any():
                 r, k = near_r[unsure], near_k[unsure]
                 sides[r, k] = judge.vertex_sides(rows[r], k, unit)
         return values, sides, valid
 
-    def _cut_points(self, rows, coef, coef_error, crossing):
+    def _cut_points(self, rows, coef, errors, crossing):
         """Where the crossed edges meet the line: the intersection of the edge's line with it (so errors do not
         pile up cut after cut), with a bound on its error; the edge's midpoint, with the edge's length as error,
         where the two lines are too close to parallel for that."""
         r, k = np.nonzero(crossing)
+        coef_error, edge_error = errors[0][r], errors[1]
         a1, b1, c1 = np.moveaxis(self.edge_lines[rows[r], k], -1, 0)
         a2, b2, c2 = np.moveaxis(coef[r], -1, 0)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             det = a1 * b2 - a2 * b1
             x, y = (b1 * c2 - b2 * c1) / det, (c1 * a2 - c2 * a1) / det
-            edge_error = np.where(self.edge_labels[rows[r], k] < 0, 0.0, coef_error)
+            edge_error = np.where(self.edge_labels[rows[r], k] < 0, 0.0, edge_error)
             size = np.abs(x) + np.abs(y)
             error = (((np.abs(a2) + np.abs(b2)) * edge_error + (np.abs(a1) + np.abs(b1)) * coef_error) * (size + 1)
                      + 4 * UNIT_ROUNDOFF * (np.abs(b1 * c2) + np.abs(b2 * c1) + np.abs(c1 * a2) + np.abs(c2 * a1)
@@ -203,42 +218,37 @@ class PolygonStore:
 
     def _part(self, rows, coef, sides, following, valid, cut, cut_error, unit, sign):
         """The vertices (with edge labels, lines and errors) of the ``sign`` side of the cut polygons."""
-        labels, lines = self.edge_labels[rows], self.edge_lines[rows]
+        labels, kept = self.edge_labels[rows], self.table[rows]
         crossing = valid & (sides * following < 0)
         keep = valid & (sign * sides >= 0)
         starts_cut = (sides == 0) & (sign * following < 0)  # a vertex on the line, its edge now along the line
         cut_keeps = sign * following > 0  # a cut point whose edge continues the old one
         vertex_labels, cut_labels = np.where(starts_cut, unit, labels), np.where(cut_keeps, labels, unit)
-        coef = np.broadcast_to(coef[:, None, :], lines.shape)
-        vertex_lines = np.where(starts_cut[..., None], coef, lines)
-        cut_lines = np.where(cut_keeps[..., None], lines, coef)
+        coef = np.broadcast_to(coef[:, None, :], (len(rows), self.width, 3))
+        added = np.concatenate([cut, cut_error[..., None], np.where(cut_keeps[..., None], kept[..., 3:], coef)],
+                               axis=2)
+        kept[..., 3:] = np.where(starts_cut[..., None], coef, kept[..., 3:])
         interleave = lambda a, b: np.stack([a, b], axis=2).reshape(len(rows), 2 * self.width, *a.shape[2:])  # noqa
-        return (interleave(keep, crossing), interleave(self.vertices[rows], cut),
-                interleave(vertex_labels, cut_labels), interleave(vertex_lines, cut_lines),
-                interleave(self.vertex_errors[rows], cut_error))
+        return interleave(keep, crossing), interleave(kept, added), interleave(vertex_labels, cut_labels)
 
-    def _write(self, target, mask, points, labels, lines, errors):
+    def _write(self, target, mask, table, labels):
         slot = np.cumsum(mask, axis=1) - 1
         r_idx, c_idx = np.nonzero(mask)
         out_rows, out_cols = target[r_idx], slot[r_idx, c_idx]
-        self.vertices[target] = 0.0
+        self.table[target] = 0.0
         self.edge_labels[target] = BOX_EDGES[0]
-        self.edge_lines[target] = 0.0
-        self.vertex_errors[target] = 0.0
-        self.vertices[out_rows, out_cols] = points[r_idx, c_idx]
+        self.table[out_rows, out_cols] = table[r_idx, c_idx]
         self.edge_labels[out_rows, out_cols] = labels[r_idx, c_idx]
-        self.edge_lines[out_rows, out_cols] = lines[r_idx, c_idx]
-        self.vertex_errors[out_rows, out_cols] = errors[r_idx, c_idx]
         self.counts[target] = mask.sum(axis=1)
 
-    def unit_bits(self, maps: np.ndarray, coef_error: float, first_unit: int, judge: ExactJudge) -> np.ndarray:
+    def unit_bits(self, maps: np.ndarray, coef_error: np.ndarray, first_unit: int, judge: ExactJudge) -> np.ndarray:
         """(R, d): whether each unit is active (positive) on each polygon; no unit's line crosses any polygon now."""
         value, centre, error, bound = self._value_and_bound(maps, coef_error)
         on = value > 0
         rows, units = np.nonzero(~(np.abs(value) > bound))
         if rows.size:
             coef = maps[rows, :, units]
-            band = _evaluation_band(coef, centre[rows], error[rows], coef_error)
+            band = _evaluation_band(coef, centre[rows], error[rows], coef_error[rows, units])
             unsure = ~(np.abs(value[rows, units]) > band)
             for r, j in zip(rows[unsure], units[unsure]):
                 on[r, j] = judge.region_sign(int(r), first_unit + int(j)) > 0
@@ -320,31 +330,35 @@ def partition_box(network: Network, input_map: np.ndarray, box: tuple[float, flo
     """The activation regions of ``network`` on ``box``, in the coordinates of ``input_map`` (n_in, 3)."""
     store = PolygonStore(box)
     judge = ExactJudge(ExactLines(network, input_map), store, box)
-    network.bound_errors(float(np.abs(input_map).max()))
     maps = input_map.T[None].copy()  # (R, 3, d): the current layer's values as affine maps of the coordinates
+    errors = np.zeros((1, maps.shape[2]))  # bounds on the maps' rounding errors, by region and unit
     bits = np.zeros((1, 0), bool)
-    slices, unit, layer = [], 0, 0
+    slices, unit, edge_error = [], 0, 0.0
     for op in network.ops:
         if isinstance(op, Affine):
-            maps = apply_affine(op, maps)
+            maps, errors = apply_affine(op, maps), affine_error(op, maps, errors)
             continue
-        width, error = maps.shape[2], network.coef_error[layer]
+        width, unit_errors = maps.shape[2], SAFETY * errors  # (R, d)
+        edge_error = max(edge_error, float(unit_errors.max(initial=0.0)))  # bounds every edge's line so far
         store.start_layer()
         judge.prefix = bits
-        maybe = store.maybe_crossed(maps, error).T.copy()  # (units, layer-start polygons)
+        maybe = store.maybe_crossed(maps, unit_errors).T.copy()  # (units, layer-start polygons)
         for j in range(width):
             rows = np.flatnonzero(maybe[j][store.parent[: store.n]])
             if rows.size:
-                store.split(rows, maps[store.parent[rows], :, j], unit + j, error, judge)
+                parents = store.parent[rows]
+                store.split(rows, maps[parents, :, j], unit + j, (unit_errors[parents, j], edge_error), judge)
         parent = store.parent[: store.n].copy()
-        maps, bits = maps[parent], bits[parent]
+        maps, errors, bits = maps[parent], errors[parent], bits[parent]
+        unit_errors = SAFETY * errors
         store.start_layer()
         judge.prefix = bits
-        on = store.unit_bits(maps, error, unit, judge)
+        on = store.unit_bits(maps, unit_errors, unit, judge)
         bits = np.concatenate([bits, on], axis=1)
         maps = activate(maps, on, op.slope)
+        errors = errors * (on if op.slope == 0.0 else np.where(on, 1.0, abs(op.slope)))
         slices.append(slice(unit, unit + width))
-        unit, layer = unit + width, layer + 1
+        unit += width
     n, width = store.n, int(store.counts[: store.n].max())
     return BoxPartition(store.vertices[:n, :width].copy(), store.counts[:n].copy(),
                        store.edge_labels[:n, :width].copy(), bits, maps, slices, judge.decisions)

@@ -2,8 +2,8 @@
 
 Introduced in notebook 01 (linear regions). Two views of one ``torch.nn.Sequential``:
 
-* :class:`Network` -- float64 affine maps and activations (consecutive ``Linear`` layers composed), with bounds on
-  the rounding error of every unit's affine map, which tell the counters when a float64 decision is certain;
+* :class:`Network` -- float64 affine maps and activations, with bounds on the rounding error of every unit's
+  affine map, which tell the counters when a float64 decision is certain;
 * :class:`ExactLines` -- the same network in exact arithmetic: float64 weights are dyadic rationals, so every unit's
   zero line on a given activation region is a triple of Python integers (up to a positive power of two, which
   changes neither signs nor intersections). The counters call it only for decisions float64 cannot certify.
@@ -91,15 +91,15 @@ def _layers(model: nn.Module) -> tuple[list[Affine | Activation], int]:
 
 @dataclass
 class Network:
-    """The model as float64 operations (consecutive affine layers composed) plus what exactness needs.
+    """The model as float64 operations, plus what exactness needs.
 
-    ``coef_error[l]`` bounds the absolute rounding error of every coefficient of the affine maps (in the
-    coordinates of ``input_map``) that feed activation layer ``l``; ``units_before[l]`` counts the units of earlier
-    activation layers.
+    ``coef_error[l]`` bounds, for the whole network at once, the absolute rounding error of every coefficient of the
+    affine maps (in the coordinates of ``input_map``) that feed activation layer ``l`` (filled by
+    :meth:`bound_errors`; :func:`affine_error` gives tighter bounds region by region); ``units_before[l]`` counts
+    the units of earlier activation layers.
     """
 
     ops: list[Affine | Activation]
-    layers: list[Affine | Activation]  # unfused, for the exact twin
     n_in: int
     widths: list[int]  # units per activation layer
     coef_error: list[float] = field(default_factory=list)
@@ -107,20 +107,14 @@ class Network:
 
     @classmethod
     def from_model(cls, model: nn.Module) -> Network:
-        layers, n_in = _layers(model)
-        ops: list[Affine | Activation] = []
-        for layer in layers:
-            if isinstance(layer, Affine) and ops and isinstance(ops[-1], Affine):
-                prev = ops.pop()
-                layer = Affine(layer.weight @ prev.weight, layer.weight @ prev.bias + layer.bias)
-            ops.append(layer)
+        ops, n_in = _layers(model)
         widths, width = [], n_in
-        for layer in layers:
-            if isinstance(layer, Affine):
-                width = layer.weight.shape[0]
+        for op in ops:
+            if isinstance(op, Affine):
+                width = op.weight.shape[0]
             else:
                 widths.append(width)
-        return cls(ops, layers, n_in, widths)
+        return cls(ops, n_in, widths)
 
     @property
     def units_before(self) -> list[int]:
@@ -132,13 +126,13 @@ class Network:
     def bound_errors(self, input_magnitude: float, input_error: float = 0.0) -> None:
         """Fill ``coef_error`` for input maps whose coefficients are at most ``input_magnitude`` in size and off
         by at most ``input_error``: each layer multiplies both by its largest absolute row sum and adds one dot
-        product's rounding (doubled: composing two Linear layers in float64 rounds once more)."""
+        product's rounding."""
         magnitude, error, self.coef_error = input_magnitude, input_error, []
-        for layer in self.layers:
+        for layer in self.ops:
             if isinstance(layer, Affine):
                 norm = float(np.abs(layer.weight).sum(axis=1).max(initial=0.0))
                 bias = float(np.abs(layer.bias).max(initial=0.0))
-                rounding = 2 * _gamma(layer.weight.shape[1] + 1) * (norm * magnitude + bias)
+                rounding = _gamma(layer.weight.shape[1] + 1) * (norm * magnitude + bias)
                 magnitude, error = norm * magnitude + bias, norm * error + rounding
             else:
                 self.coef_error.append(SAFETY * error)
@@ -172,6 +166,15 @@ def apply_affine(op: Affine, maps: np.ndarray) -> np.ndarray:
     out = (maps.reshape(r * k, d) @ op.weight.T).reshape(r, k, -1)
     out[:, -1] += op.bias
     return out
+
+
+def affine_error(op: Affine, maps: np.ndarray, errors: np.ndarray) -> np.ndarray:
+    """Bounds (R, d_out), one per region and unit, on the rounding error of every coefficient of
+    ``apply_affine(op, maps)``, given such bounds ``errors`` (R, d_in) for ``maps`` (R, k, d_in): the earlier errors
+    carried through ``|W|`` plus one dot product's rounding."""
+    gamma = _gamma(op.weight.shape[1] + 1)
+    largest = np.abs(maps).max(axis=1)  # (R, d_in): each unit's largest coefficient
+    return (errors + gamma * largest) @ np.abs(op.weight).T + gamma * np.abs(op.bias)
 
 
 def activate(maps: np.ndarray, on: np.ndarray, slope: float) -> np.ndarray:
@@ -213,7 +216,7 @@ class ExactLines:
         self.network = network
         self.input = input_map if isinstance(input_map, tuple) else dyadic(input_map)
         self.exact_layers = [(dyadic(op.weight), dyadic(op.bias)) if isinstance(op, Affine) else op.slope
-                             for op in network.layers]
+                             for op in network.ops]
         self.cache: dict[tuple[int, bytes], tuple[np.ndarray, int]] = {}
 
     def layer_maps(self, layer: int, prefix: np.ndarray) -> tuple[np.ndarray, int]:
@@ -233,11 +236,11 @@ class ExactLines:
         """Dyadic maps after activation layer ``layer`` (its pre-activations with the bits applied)."""
         ints, e = self.layer_maps(layer, bits)
         before = self.network.units_before
-        slope = self.network.layers[self._position(layer)].slope
+        slope = self.network.ops[self._position(layer)].slope
         return self._activate(ints, e, np.asarray(bits[before[layer] : before[layer + 1]], dtype=bool), slope)
 
     def _affine_run(self, ints: np.ndarray, e: int, start: int) -> tuple[np.ndarray, int, int]:
-        """Apply the affine layers from ``network.layers[start]`` up to the next activation (or the end)."""
+        """Apply the affine layers from ``network.ops[start]`` up to the next activation (or the end)."""
         index = start
         layers = self.exact_layers
         while index < len(layers) and isinstance(layers[index], tuple):
@@ -248,10 +251,10 @@ class ExactLines:
         return ints, e, index
 
     def _position(self, activation: int) -> int:
-        """Index in ``network.layers`` of activation layer ``activation`` (-1 before the first)."""
+        """Index in ``network.ops`` of activation layer ``activation`` (-1 before the first)."""
         if activation < 0:
             return -1
-        return [i for i, op in enumerate(self.network.layers) if isinstance(op, Activation)][activation]
+        return [i for i, op in enumerate(self.network.ops) if isinstance(op, Activation)][activation]
 
     @staticmethod
     def _activate(ints: np.ndarray, e: int, bits: np.ndarray, slope: float) -> tuple[np.ndarray, int]:

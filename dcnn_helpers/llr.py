@@ -252,11 +252,6 @@ def benchmark(d: int = 5, m: int = 50, n: int = 4000, repeats: int = 3, seed: in
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def _check_widths(widths: Sequence[int], name: str = "widths") -> tuple[int, ...]:
-    """Layer widths (input ... output): at least two positive integers."""
-    return validation.integers(name, widths, minimum=1, min_length=2)
-
-
 def fully_connected(widths: Sequence[int], activation: str = "tanh", bias: bool = False) -> nn.Sequential:
     """A float64 fully connected net ``Linear -> act -> ... -> Linear`` with the given layer widths.
 
@@ -264,7 +259,7 @@ def fully_connected(widths: Sequence[int], activation: str = "tanh", bias: bool 
     biases to the hidden layers (never to the output layer). Weights use PyTorch's default initialisation.
     Introduced in notebook 04.
     """
-    widths = _check_widths(widths)
+    widths = validation.integers("widths", widths, minimum=1, min_length=2)
     act = ACTIVATIONS[validation.choice("activation", activation, tuple(ACTIVATIONS))]
     layers: list[nn.Module] = []
     for index, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
@@ -277,7 +272,7 @@ def fully_connected(widths: Sequence[int], activation: str = "tanh", bias: bool 
 
 def param_count(widths: Sequence[int], bias: bool = False) -> int:
     """Number of parameters of :func:`fully_connected` with these widths. Introduced in notebook 04."""
-    widths = _check_widths(widths)
+    widths = validation.integers("widths", widths, minimum=1, min_length=2)
     weights = sum(a * b for a, b in zip(widths[:-1], widths[1:]))
     return weights + (sum(widths[1:-1]) if bias else 0)
 
@@ -325,7 +320,7 @@ def embed(target: nn.Sequential, widths: Sequence[int], how: str = "zero", seed:
     """
     linears, activation, bias = _structure(target)
     narrow = (linears[0].in_features,) + tuple(layer.out_features for layer in linears)
-    widths = _check_widths(widths)
+    widths = validation.integers("widths", widths, minimum=1, min_length=2)
     if len(widths) != len(narrow) or widths[0] != narrow[0] or widths[-1] != narrow[-1]:
         raise ValueError(f"widths={widths} must have the target's depth, input and output widths {narrow}")
     if any(w < k for w, k in zip(widths, narrow)):
@@ -405,7 +400,7 @@ def optimistic_sample_size(target_widths: Sequence[int], activation: str = "tanh
     upper bound: ReLU nets are not analytic, so the paper's theorem does not cover them, and degenerate targets (a
     neuron that is never active, for instance) have lower ranks. Introduced in notebook 04.
     """
-    widths = _check_widths(target_widths, "target_widths")
+    widths = validation.integers("target_widths", target_widths, minimum=1, min_length=2)
     if activation == "tanh":
         return param_count(widths, bias)
     if activation == "relu":

@@ -468,7 +468,7 @@ def grid_regions(
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def _check_widths(n0: int, widths: Sequence[int]) -> tuple[int, list[int]]:
+def _dimension_and_widths(n0: int, widths: Sequence[int]) -> tuple[int, list[int]]:
     return validation.integer("n0", n0, 1), list(validation.integers("widths", widths, minimum=1))
 
 
@@ -491,7 +491,7 @@ def montufar2014_lower(n0: int, widths: Sequence[int]) -> int:
 
     Introduced in notebook 01.
     """
-    n0, widths = _check_widths(n0, widths)
+    n0, widths = _dimension_and_widths(n0, widths)
     return math.prod((w // n0) ** n0 for w in widths[:-1]) * _sum_binomials(widths[-1], n0)
 
 
@@ -500,7 +500,7 @@ def montufar2017_upper(n0: int, widths: Sequence[int]) -> int:
 
     Introduced in notebook 01.
     """
-    n0, widths = _check_widths(n0, widths)
+    n0, widths = _dimension_and_widths(n0, widths)
     total, d = 1, n0
     for w in widths:
         d = min(d, w)
@@ -514,7 +514,7 @@ def serra_upper(n0: int, widths: Sequence[int]) -> int:
     Introduced in notebook 01. Sum over (j_1..j_L), 0 <= j_l <= min(n0, n_1 - j_1, ..., n_{l-1} - j_{l-1}, n_l), of
     prod_l C(n_l, j_l); computed by dynamic programming over the running minimum (exact integers).
     """
-    n0, widths = _check_widths(n0, widths)
+    n0, widths = _dimension_and_widths(n0, widths)
     states = {n0: 1}  # running min(n0, n_1 - j_1, ...) -> summed products
     for w in widths:
         nxt: dict[int, int] = {}
@@ -531,7 +531,7 @@ def serra_lower(n0: int, widths: Sequence[int]) -> int:
 
     Introduced in notebook 01. For n0 = 1 it equals :func:`max_pieces_1d`.
     """
-    n0, widths = _check_widths(n0, widths)
+    n0, widths = _dimension_and_widths(n0, widths)
     if min(widths) < 3 * n0:
         raise ValueError(f"serra_lower needs every width >= 3 * n0 = {3 * n0}; got widths {widths}")
     return math.prod((w // n0 + 1) ** n0 for w in widths[:-1]) * _sum_binomials(widths[-1], n0)
@@ -542,7 +542,7 @@ def max_pieces_1d(widths: Sequence[int]) -> int:
 
     Introduced in notebook 01.
     """
-    _, widths = _check_widths(1, widths)
+    _, widths = _dimension_and_widths(1, widths)
     if min(widths) < 3:
         raise ValueError(f"max_pieces_1d holds for widths >= 3; got {widths}")
     return math.prod(w + 1 for w in widths)
@@ -566,7 +566,7 @@ def he_network(
 
     Introduced in notebook 01. ``activation`` is ``"relu"`` or ``"leaky_relu"`` (with ``negative_slope``).
     """
-    n_in, widths = _check_widths(n_in, widths)
+    n_in, widths = _dimension_and_widths(n_in, widths)
     n_out = validation.integer("n_out", n_out, 1)
     seed = validation.integer("seed", seed, 0)
     bias_std = validation.real("bias_std", bias_std, 0.0)

@@ -60,14 +60,15 @@ def test_exactly_concurrent_lines_are_not_split_into_slivers(half):
     assert len(partition) == 8 == len(exact_regions(model, (-half, half, -half, half)))
 
 
-def test_nearly_concurrent_lines_keep_their_tiny_triangle():
-    # the third line misses the crossing of the first two by 1e-13: a triangle of area ~1e-26 exists and counts
-    eps = 1e-13
+@pytest.mark.parametrize("gap", [1e-10, 1e-13, 1e-17])
+def test_nearly_concurrent_lines_keep_their_tiny_triangle(gap):
+    # the third line misses the crossing of the first two by `gap`: a triangle of area ~gap^2 exists and counts
     model = set_weights(nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1)),
-                        [[1, 0], [0, 1], [1, 1]], [0, 0, eps], [[1, 1, 1]], [0])
+                        [[1, 0], [0, 1], [1, 1]], [0, 0, gap], [[1, 1, 1]], [0])
     partition = regions.linear_regions_2d(model, (-1.0, 1.0, -1.0, 1.0))
     assert len(partition) == 7 == len(exact_regions(model, (-1.0, 1.0, -1.0, 1.0)))
-    assert partition.exact_decisions > 0, "this configuration is below float64's resolution"
+    if gap < 1e-15:
+        assert partition.exact_decisions > 0, "below float64's resolution: settled in exact arithmetic"
 
 
 @pytest.mark.parametrize("half", [1.0, 1e10, 1e100, 1e300])
@@ -89,7 +90,7 @@ def test_huge_boxes_that_float64_cannot_resolve_are_refused(monkeypatch):
 
     monkeypatch.setattr(_region_engine, "MAX_EXACT_DECISIONS", 0)
     model = set_weights(nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1)),
-                        [[1, 0], [0, 1], [1, 1]], [0, 0, 1e-13], [[1, 1, 1]], [0])
+                        [[1, 0], [0, 1], [1, 1]], [0, 0, 1e-17], [[1, 1, 1]], [0])
     with pytest.raises(ValueError, match="below float64's resolution.*smaller box"):
         regions.linear_regions_2d(model, (-1.0, 1.0, -1.0, 1.0))
 
