@@ -10,17 +10,21 @@ A vector ``x`` in ``[0, 1]^d`` is read as a 1-D signal of length ``d``. Each lay
 
 The body of Lin's paper was not available; these choices are this course's [reconstructed]:
 ``channels`` (the paper's nets are single-channel, ours may have more), one bias per channel and layer,
-max-pooling with window = stride = ``pooling`` after every ``pool_every`` layers, and a linear read-out.
+max-pooling with window = stride = ``pooling`` after every ``pool_every`` layers, and a linear read-out (of the
+flattened last layer, or of its mean over positions, which makes the parameter count independent of the width).
 
 The module also holds the smooth targets (random-sign bump series with known smoothness ``r``), data generators,
-a fitting routine (Adam with a progress bar) and the rate formulas.
+a fitting routine (Adam with a progress bar), the rate formulas, and the analysis of measured rates: slopes with
+95% intervals over seeds, the slope each reference rate has at the nets actually trained, and paired error ratios.
 """
 
 from __future__ import annotations
 
 import math
+import multiprocessing
+import sys
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import matplotlib.ticker
 import numpy as np
@@ -28,7 +32,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import config, plotting
+from . import config, plotting, stats, validation
+
+READOUTS = ("flatten", "mean")
 
 
 def conv_widths(
@@ -86,8 +92,10 @@ class DCNN1d(nn.Module):
 
     ``zero_padding=True`` gives the expanding eDCNN, ``False`` the plain shrinking DCNN. Each layer is
     ``ReLU(conv(h) + bias)`` followed, after every ``pool_every`` layers, by max-pooling; a linear read-out maps the
-    flattened last layer to a number. ``.widths`` lists the signal length after each layer, starting with
-    ``input_dim``. Introduced in notebook 03.
+    last layer to a number: the flattened layer (``readout="flatten"``, ``channels * widths[-1] + 1`` parameters) or
+    its mean over positions (``readout="mean"``, ``channels + 1`` parameters, so that nets of equal depth and
+    channels have equal parameter counts with or without padding and pooling). ``.widths`` lists the signal length
+    after each layer, starting with ``input_dim``. Introduced in notebook 03.
     """
 
     def __init__(
@@ -100,8 +108,10 @@ class DCNN1d(nn.Module):
         pooling: int | None = None,
         pool_every: int = 1,
         channels: int = 1,
+        readout: str = "flatten",
     ) -> None:
         super().__init__()
+        self.readout_kind = validation.choice("readout", readout, READOUTS)
         self.widths = conv_widths(
             input_dim, depth, filter_size, zero_padding=zero_padding, pooling=pooling, pool_every=pool_every
         )
@@ -112,7 +122,7 @@ class DCNN1d(nn.Module):
             nn.Conv1d(1 if layer == 0 else channels, channels, filter_size + 1, padding=filter_size * zero_padding)
             for layer in range(depth)
         )
-        self.readout = nn.Linear(channels * self.widths[-1], 1)
+        self.readout = nn.Linear(channels * (self.widths[-1] if readout == "flatten" else 1), 1)
         for conv in self.convs:  # He initialisation keeps the signal's scale through many ReLU layers
             nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
             nn.init.zeros_(conv.bias)
@@ -129,7 +139,9 @@ class DCNN1d(nn.Module):
         return h
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.readout(self.features(x).flatten(1)).squeeze(-1)
+        h = self.features(x)
+        h = h.flatten(1) if self.readout_kind == "flatten" else h.mean(-1)
+        return self.readout(h).squeeze(-1)
 
     def filters(self, layer: int) -> torch.Tensor:
         """Filters of ``layer`` (0-based) in convolution order, shape ``(out, in, s + 1)``: torch's ``conv1d``
@@ -150,9 +162,11 @@ class EDCNN(DCNN1d):
         channels: int = 1,
         *,
         pool_every: int = 1,
+        readout: str = "flatten",
     ) -> None:
         super().__init__(
-            input_dim, depth, filter_size, zero_padding=True, pooling=pooling, pool_every=pool_every, channels=channels
+            input_dim, depth, filter_size, zero_padding=True, pooling=pooling, pool_every=pool_every,
+            channels=channels, readout=readout,
         )
 
 
@@ -160,8 +174,10 @@ class PlainDCNN(DCNN1d):
     """The plain deep CNN without padding: width ``input_dim - l * filter_size`` after layer ``l``, so its depth is at
     most ``(input_dim - 1) // filter_size``. Introduced in notebook 03."""
 
-    def __init__(self, input_dim: int, depth: int, filter_size: int, channels: int = 1) -> None:
-        super().__init__(input_dim, depth, filter_size, zero_padding=False, channels=channels)
+    def __init__(
+        self, input_dim: int, depth: int, filter_size: int, channels: int = 1, *, readout: str = "flatten"
+    ) -> None:
+        super().__init__(input_dim, depth, filter_size, zero_padding=False, channels=channels, readout=readout)
 
 
 class FCNet(nn.Module):
@@ -344,12 +360,15 @@ class Sweep:
 
     ``params[i]`` is the parameter count at ``values[i]``; ``collapsed[seed, i]`` marks fits whose output ended up
     constant (all ReLUs of some layer dead): an optimisation failure, not an approximation result.
+    ``train_errors[seed, i]`` is the mean squared error on the fit's own (possibly noisy) training labels after
+    training, divided by the same ``||f||^2``: next to ``errors`` it tells underfitting from overfitting.
     """
 
     values: list
     errors: np.ndarray
     params: list[int]
     collapsed: np.ndarray
+    train_errors: np.ndarray
 
     def kept_errors(self) -> np.ndarray:
         """``errors`` with collapsed fits replaced by NaN (which :func:`fit_slopes` skips)."""
@@ -369,33 +388,75 @@ def sweep(
     test_samples: int = 8192,
     device: torch.device | str = "cpu",
     desc: str = "sweep",
+    workers: int = 1,
 ) -> Sweep:
     """For each value and seed: build ``make_model(value)``, fit it to fresh samples of ``target`` (``samples`` or
     ``samples(value)`` points, labels with ``noise``), and measure its relative squared L2 error on a noise-free test
     set. Seed ``k`` fixes the initialisation (``config.seed_everything(k)``) and the training sample. Models and
-    data live on ``device``. Introduced in notebook 03."""
+    data live on ``device``.
+
+    ``workers > 1`` trains that many fits at once in forked processes of one thread each (Linux, CPU only; elsewhere
+    the fits run one after another). Each fit is seeded on its own, so the results do not depend on ``workers``.
+    Introduced in notebook 03."""
     seeds = config.check_int("seeds", seeds, 1)
+    workers = validation.integer("workers", workers, 1)
     values = list(values)
     x_test, y_test = (t.to(device) for t in sample(target, test_samples, seed=10_000))
     norm = float((y_test**2).mean())  # ||f||^2 estimated on the test points
-    errors, collapsed = np.empty((seeds, len(values))), np.zeros((seeds, len(values)), dtype=bool)
-    params = []
-    bar = config.progress(total=seeds * len(values), desc=desc)
-    for i, value in enumerate(values):
-        m = samples(value) if callable(samples) else samples
-        for k in range(seeds):
-            x, y = (t.to(device) for t in sample(target, m, noise=noise, seed=1_000 * (k + 1) + i))
-            config.seed_everything(k)
-            model = make_model(value).to(device)
-            fit([model], x, y, steps=steps, lr=lr, seed=k, progress=False)
-            with torch.no_grad():
-                prediction = model(x_test)
-            errors[k, i] = float(((prediction - y_test) ** 2).mean()) / norm
-            collapsed[k, i] = bool(prediction.std() < 1e-6)  # a constant function: some layer is dead
+
+    def one_fit(i: int, k: int) -> tuple[int, int, float, float, bool, int]:
+        m = samples(values[i]) if callable(samples) else samples
+        x, y = (t.to(device) for t in sample(target, m, noise=noise, seed=1_000 * (k + 1) + i))
+        config.seed_everything(k)
+        model = make_model(values[i]).to(device)
+        fit([model], x, y, steps=steps, lr=lr, seed=k, progress=False)
+        with torch.no_grad():
+            prediction = model(x_test)
+            train_error = float(((model(x) - y) ** 2).mean()) / norm
+        collapsed = bool(prediction.std() < 1e-6)  # a constant function: some layer is dead
+        return i, k, float(((prediction - y_test) ** 2).mean()) / norm, train_error, collapsed, count_params(model)
+
+    shape = (seeds, len(values))
+    errors, train_errors, collapsed = np.empty(shape), np.empty(shape), np.zeros(shape, dtype=bool)
+    params = [0] * len(values)
+    jobs = [(i, k) for i in reversed(range(len(values))) for k in range(seeds)]  # the last values, usually the
+    # costliest fits (deepest nets, most samples), start first, so that parallel workers finish together
+    parallel = workers > 1 and torch.device(device).type == "cpu"
+    with config.progress(total=len(jobs), desc=desc) as bar:
+        for i, k, error, train_error, dead, n_params in _run_jobs(one_fit, jobs, workers if parallel else 1):
+            errors[k, i], train_errors[k, i], collapsed[k, i], params[i] = error, train_error, dead, n_params
             bar.update()
-        params.append(count_params(model))
-    bar.close()
-    return Sweep(values, errors, params, collapsed)
+    return Sweep(values, errors, params, collapsed, train_errors)
+
+
+_JOB: Callable[..., Any] | None = None  # the function the forked workers of _run_jobs call (inherited, not pickled)
+
+
+def _start_worker() -> None:
+    """Set up a forked worker: one thread, and no CUDA. A forked child cannot use the CUDA its parent may have
+    started (on a GPU machine the notebook's header does), and torch's optimisers ask ``torch.cuda.is_available()``
+    before every step, so the worker is told that there is none."""
+    torch.set_num_threads(1)
+    torch.cuda.is_available = lambda: False
+
+
+def _call_job(args: tuple) -> Any:
+    return _JOB(*args)
+
+
+def _run_jobs(job: Callable[..., Any], arguments: list[tuple], workers: int) -> Iterator[Any]:
+    """``job(*a)`` for each ``a`` in ``arguments``, in any order: in ``workers`` forked processes where the platform
+    forks safely (Linux), else one after another. The job itself is inherited by the fork, so it may be a closure."""
+    global _JOB
+    if workers <= 1 or sys.platform != "linux" or len(arguments) <= 1:
+        yield from (job(*a) for a in arguments)
+        return
+    _JOB = job
+    try:
+        with multiprocessing.get_context("fork").Pool(min(workers, len(arguments)), _start_worker) as pool:
+            yield from pool.imap_unordered(_call_job, arguments)
+    finally:
+        _JOB = None
 
 
 def approximation_axis(depth: np.ndarray | Sequence[float] | float) -> np.ndarray:
@@ -429,39 +490,204 @@ def depth_for_samples(m: int, r: float, d: int, scale: float = 1.0) -> int:
 
 @dataclass
 class SlopeFit:
-    """Log-log slopes fitted per seed, with their mean and standard deviation over seeds."""
+    """Log-log slopes fitted per seed, their mean, and the half-width ``ci95`` of the mean's 95% t-interval over
+    seeds (``nan`` with one seed: a single seed gives no interval). Printed as ``mean ± ci95``."""
 
     slopes: np.ndarray
     mean: float
-    sd: float
+    ci95: float
+
+    @property
+    def low(self) -> float:
+        return self.mean - self.ci95
+
+    @property
+    def high(self) -> float:
+        return self.mean + self.ci95
 
     def __str__(self) -> str:
-        return f"{self.mean:.2f} ± {self.sd:.2f}"
+        if len(self.slopes) < 2:
+            return f"{self.mean:.2f} (1 seed, no interval)"
+        return f"{self.mean:.2f} ± {self.ci95:.2f}"
+
+
+def _row_slopes(x: np.ndarray, errors: np.ndarray) -> np.ndarray:
+    """One log-log slope per row of ``errors`` against ``x``, skipping NaN entries; NaN for rows with < 2 points."""
+    return np.array([plotting.loglog_slope(x[np.isfinite(row)], row[np.isfinite(row)])[0]
+                     if np.isfinite(row).sum() >= 2 else np.nan for row in errors])
+
+
+def _as_rows(x: Sequence[float], errors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    x = np.asarray(x, dtype=float)
+    errors = np.atleast_2d(np.asarray(errors, dtype=float))
+    if errors.ndim != 2 or errors.shape[-1] != x.size:
+        raise ValueError(f"errors must have shape (seeds, {x.size}), got {errors.shape}")
+    return x, errors
 
 
 def fit_slopes(x: Sequence[float], errors: np.ndarray) -> SlopeFit:
     """Fit ``log error = slope * log x + c`` separately for each row (seed) of ``errors`` (shape ``(seeds, len(x))``).
 
     NaN entries (e.g. collapsed fits) are skipped; a row with fewer than 2 points left is dropped. The uncertainty
-    reported is the spread over seeds (sample standard deviation; 0 with one seed). Introduced in notebook 03."""
-    x = np.asarray(x, dtype=float)
-    errors = np.atleast_2d(np.asarray(errors, dtype=float))
-    if errors.shape[-1] != x.size:
-        raise ValueError(f"errors must have shape (seeds, {x.size}), got {errors.shape}")
-    slopes = np.array([plotting.loglog_slope(x[np.isfinite(r)], r[np.isfinite(r)])[0]
-                       for r in errors if np.isfinite(r).sum() >= 2])
+    is the 95% t-interval of the mean slope over seeds (none with one seed). Introduced in notebook 03."""
+    x, errors = _as_rows(x, errors)
+    slopes = _row_slopes(x, errors)
+    slopes = slopes[np.isfinite(slopes)]
     if slopes.size == 0:
         raise ValueError("no seed has 2 or more finite errors to fit a slope to")
-    sd = float(slopes.std(ddof=1)) if len(slopes) > 1 else 0.0
-    return SlopeFit(slopes, float(slopes.mean()), sd)
+    if slopes.size == 1:
+        return SlopeFit(slopes, float(slopes[0]), math.nan)
+    return SlopeFit(slopes, *stats.mean_ci95(slopes))
 
 
-def plot_sweep(ax, x: Sequence[float], errors: np.ndarray, label: str, theory_slope: float | None = None) -> SlopeFit:
-    """Errors against ``x`` on log axes: geometric mean over seeds with the seed range as error bars, the fitted
-    line (mean slope over seeds) and, dotted, the slope ``theory_slope`` through the first point. Returns the fit.
+def slope_difference(x: Sequence[float], errors_a: np.ndarray, errors_b: np.ndarray) -> tuple[float, float]:
+    """Mean and 95% half-width of the per-seed difference of slopes, ``slope(a) - slope(b)``, for two sweeps run on
+    the same seeds (row ``k`` of both used seed ``k``). Seeds where either slope cannot be fitted are left out.
     Introduced in notebook 03."""
-    x = np.asarray(x, dtype=float)
-    errors = np.atleast_2d(np.asarray(errors, dtype=float))
+    x, errors_a = _as_rows(x, errors_a)
+    _, errors_b = _as_rows(x, errors_b)
+    if errors_a.shape != errors_b.shape:
+        raise ValueError(f"errors_a and errors_b must have the same shape, got {errors_a.shape} and {errors_b.shape}")
+    a, b = _row_slopes(x, errors_a), _row_slopes(x, errors_b)
+    both = np.isfinite(a) & np.isfinite(b)
+    return stats.paired_ci95(a[both], b[both])
+
+
+def reference_slope(curve: Sequence[float], axis: Sequence[float]) -> float:
+    """The slope :func:`fit_slopes` reports for errors proportional to ``curve``, fitted against ``axis``: the
+    least-squares slope of ``log curve`` on ``log axis``.
+
+    A rate is a curve, not a slope. Evaluated at the nets actually trained (their depths and parameter counts), it
+    has exactly this slope on the axis the measurements are fitted on, and that is the number to compare a measured
+    slope with. For ``curve = axis ** -a`` it is ``-a``; for ``curve = N ** -a`` on the axis ``L^2 / log L`` it is
+    ``-a`` times the slope of ``log N`` on that axis. Introduced in notebook 03."""
+    return plotting.loglog_slope(axis, curve)[0]
+
+
+@dataclass(frozen=True)
+class RateReferences:
+    """Slopes of Lin's rate ``(L^2/log L)^{-2r/d}`` and of the classical rate ``N^{-2r/d}``, evaluated at the depths
+    ``L`` and parameter counts ``N`` of the nets trained, on the depth axis ``L^2/log L`` and on the parameter axis
+    ``N``. Asymptotically (``N`` proportional to ``L``, ``L`` large) they tend to ``-2r/d, -r/d`` and ``-4r/d, -2r/d``.
+    Introduced in notebook 03."""
+
+    lin_vs_depth: float
+    classical_vs_depth: float
+    lin_vs_params: float
+    classical_vs_params: float
+
+
+def rate_references(depths: Sequence[int], params: Sequence[int], r: float, d: int) -> RateReferences:
+    """The :class:`RateReferences` of nets with these ``depths`` and parameter counts ``params`` (same order), for
+    smoothness ``r`` in dimension ``d``. Introduced in notebook 03."""
+    depths, params = np.asarray(depths, dtype=float), np.asarray(params, dtype=float)
+    if depths.shape != params.shape or depths.ndim != 1 or depths.size < 2:
+        raise ValueError(f"depths and params need one entry per net and at least 2 nets, got {depths.shape} and "
+                         f"{params.shape}")
+    if np.any(params < 1):
+        raise ValueError(f"params={params.tolist()} must be parameter counts (>= 1)")
+    validation.real("r", r, 0, low_open=True)
+    validation.integer("d", d, 1)
+    axis, lin, classical = approximation_axis(depths), approximation_rate(depths, r, d), params ** (-2 * r / d)
+    return RateReferences(reference_slope(lin, axis), reference_slope(classical, axis), reference_slope(lin, params),
+                          reference_slope(classical, params))
+
+
+def slope_verdict(fit: SlopeFit, references: dict[str, float]) -> str:
+    """Which of the ``references`` (name -> slope) the 95% interval of ``fit`` contains, in words: "consistent with
+    A and B: cannot tell them apart", "consistent with A only", "shallower than A and B", "steeper than A and B",
+    "between A and B, consistent with neither", or "one seed: no interval, no verdict". Introduced in notebook 03."""
+    if not references:
+        raise ValueError("references must name at least one reference slope")
+    if not math.isfinite(fit.ci95):
+        return "one seed: no interval, no verdict"
+    names = " and ".join(references)
+    inside = [name for name, slope in references.items() if fit.low <= slope <= fit.high]
+    if len(inside) == len(references):
+        return f"consistent with {names}" + (": cannot tell them apart" if len(references) > 1 else "")
+    if inside:
+        return f"consistent with {' and '.join(inside)} only"
+    if fit.low > max(references.values()):
+        return f"shallower than {names}"
+    if fit.high < min(references.values()):
+        return f"steeper than {names}"
+    return f"between {names}, consistent with neither"
+
+
+def separates(fit: SlopeFit, references: dict[str, float]) -> bool:
+    """Whether the 95% interval of ``fit`` is narrower than the spread of the ``references`` (name -> slope), so that
+    it cannot contain all of them: only then can the measurement tell them apart. Introduced in notebook 03."""
+    slopes = list(references.values())
+    return math.isfinite(fit.ci95) and len(slopes) > 1 and 2 * fit.ci95 < max(slopes) - min(slopes)
+
+
+def claim_status(fit: SlopeFit, claimed: float, alternative: float) -> str:
+    """The status of a claimed slope against one alternative (another rate, or 0 for "no decrease"):
+    "reproduced" if the 95% interval contains the claim, not the alternative, and is narrower than their gap;
+    "measured differently" if it contains the claim but is too wide to tell the two apart; else "not reproduced".
+    Introduced in notebook 03."""
+    references = {"claimed": claimed, "alternative": alternative}
+    if not math.isfinite(fit.ci95) or not fit.low <= claimed <= fit.high:
+        return "not reproduced" if math.isfinite(fit.ci95) else "measured differently"
+    return "reproduced" if separates(fit, references) else "measured differently"
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """A geometric-mean error ratio with its 95% interval ``[low, high]`` from ``pairs`` paired seeds."""
+
+    ratio: float
+    low: float
+    high: float
+    pairs: int
+
+    def __str__(self) -> str:
+        if self.pairs < 2:
+            return f"{self.ratio:.2f} ({self.pairs} pair, no interval)"
+        return f"{self.ratio:.2f} [{self.low:.2f}, {self.high:.2f}]"
+
+
+def _ratio(log_ratios: np.ndarray) -> Ratio:
+    """The geometric-mean ratio and its 95% t-interval from per-seed log ratios (NaN entries left out)."""
+    kept = log_ratios[np.isfinite(log_ratios)]
+    if kept.size < 2:
+        return Ratio(math.exp(kept[0]) if kept.size else math.nan, math.nan, math.nan, int(kept.size))
+    mean, half = stats.mean_ci95(kept)
+    return Ratio(math.exp(mean), math.exp(mean - half), math.exp(mean + half), int(kept.size))
+
+
+def _log_ratios(errors_a: np.ndarray, errors_b: np.ndarray) -> np.ndarray:
+    """``log(errors_a / errors_b)``, shape ``(seeds, values)``; NaN where either error is NaN."""
+    a, b = np.atleast_2d(np.asarray(errors_a, dtype=float)), np.atleast_2d(np.asarray(errors_b, dtype=float))
+    if a.shape != b.shape or a.ndim != 2:
+        raise ValueError(f"errors_a and errors_b must both have shape (seeds, values), got {a.shape} and {b.shape}")
+    if np.any(a <= 0) or np.any(b <= 0):
+        raise ValueError("errors must be positive (NaN marks a fit to leave out)")
+    return np.log(a) - np.log(b)
+
+
+def error_ratios(errors_a: np.ndarray, errors_b: np.ndarray) -> list[Ratio]:
+    """For each value (column), the geometric mean over seeds (rows) of ``errors_a / errors_b`` with the paired 95%
+    t-interval, computed on log errors. Row ``k`` of both must come from seed ``k`` (same sample, and the same
+    initial weights where the shapes agree); pairs with a NaN are left out. Introduced in notebook 03."""
+    logs = _log_ratios(errors_a, errors_b)
+    return [_ratio(logs[:, i]) for i in range(logs.shape[1])]
+
+
+def pooled_error_ratio(errors_a: np.ndarray, errors_b: np.ndarray) -> Ratio:
+    """One ratio for a whole sweep: per seed, the mean over values of ``log(errors_a / errors_b)`` (values where both
+    are finite), then its mean over seeds with the 95% t-interval; returned as a ratio. Introduced in notebook 03."""
+    logs = _log_ratios(errors_a, errors_b)
+    return _ratio(np.array([np.nanmean(row) for row in logs if np.isfinite(row).any()]))
+
+
+def plot_sweep(
+    ax, x: Sequence[float], errors: np.ndarray, label: str, references: dict[str, Sequence[float]] | None = None
+) -> SlopeFit:
+    """Errors against ``x`` on log axes: geometric mean over seeds with the seed range as error bars, the fitted
+    line (mean slope over seeds) and, dotted, each reference curve (name -> its values at ``x``, any scale) drawn
+    through the first point, labelled with its :func:`reference_slope`. Returns the fit. Introduced in notebook 03."""
+    x, errors = _as_rows(x, errors)
     result = fit_slopes(x, errors)
     centre = np.exp(np.nanmean(np.log(errors), axis=0))
     spread = [centre - np.nanmin(errors, axis=0), np.nanmax(errors, axis=0) - centre]
@@ -471,10 +697,11 @@ def plot_sweep(ax, x: Sequence[float], errors: np.ndarray, label: str, theory_sl
     finite = np.isfinite(centre)
     intercept = np.mean(np.log(centre[finite]) - result.mean * np.log(x[finite]))
     ax.plot(grid, np.exp(intercept) * grid**result.mean, "-", color=color, lw=1)
-    if theory_slope is not None:
-        first = np.flatnonzero(finite)[0]
-        ax.plot(grid, centre[first] * (grid / x[first]) ** theory_slope, ":", color=color, lw=1.5,
-                label=f"theory slope {theory_slope:.2f}")
+    first = np.flatnonzero(finite)[0]
+    for (name, curve), style in zip((references or {}).items(), (":", "-.", "--")):
+        curve = np.asarray(curve, dtype=float)
+        ax.plot(x, centre[first] * curve / curve[first], style, color=color, lw=1.5,
+                label=f"{name}: slope {reference_slope(curve, x):.2f}")
     log_ticks(ax)
     return result
 

@@ -1,0 +1,34 @@
+"""Means over seeds with 95% confidence intervals: how the course compares two methods.
+
+Ground floor: used from notebook 03 on. With n values (one per seed) the interval is the Student-t interval
+``mean ± t_{0.975, n-1} · s / sqrt(n)``; for two methods run on the same seeds, the paired interval of the
+per-seed differences is the right one (the seeds' shared luck cancels).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+from scipy import stats as scipy_stats
+
+__all__ = ["mean_ci95", "paired_ci95"]
+
+
+def mean_ci95(values: Sequence[float] | np.ndarray) -> tuple[float, float]:
+    """Mean of ``values`` and the half-width of its 95% t-interval; at least 2 finite values are needed."""
+    arr = np.asarray(values, dtype=float)
+    if arr.ndim != 1 or arr.size < 2:
+        raise ValueError(f"values must be a 1-D sequence of at least 2 numbers (one per seed), got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError("values must all be finite")
+    half = scipy_stats.t.ppf(0.975, arr.size - 1) * arr.std(ddof=1) / np.sqrt(arr.size)
+    return float(arr.mean()), float(half)
+
+
+def paired_ci95(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray) -> tuple[float, float]:
+    """Mean of the per-seed differences ``a - b`` and the half-width of its 95% t-interval."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.shape != b.shape:
+        raise ValueError(f"a and b must hold one value per seed each, got shapes {a.shape} and {b.shape}")
+    return mean_ci95(a - b)
