@@ -10,30 +10,33 @@ A vector ``x`` in ``[0, 1]^d`` is read as a 1-D signal of length ``d``. Each lay
 
 The body of Lin's paper was not available; these choices are this course's [reconstructed]:
 ``channels`` (the paper's nets are single-channel, ours may have more), one bias per channel and layer,
-max-pooling with window = stride = ``pooling`` after every ``pool_every`` layers, and a linear read-out.
+max-pooling with window = stride = ``pooling`` after every ``pool_every`` layers, and a linear read-out (of the
+flattened last layer, or of its mean over positions, which makes the parameter count independent of the width).
 
 The module also holds the smooth targets (random-sign bump series with known smoothness ``r``), data generators,
-a fitting routine (Adam with a progress bar) and the rate formulas.
+a fitting routine (Adam with a progress bar) and sweeps over depth or sample size; the rate formulas and the
+analysis of measured rates are in :mod:`dcnn_helpers.rates`.
 """
 
 from __future__ import annotations
 
 import math
+import multiprocessing
+import sys
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
-import matplotlib.ticker
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import config, plotting, validation
+from . import config, validation
 
-__all__ = ["conv_widths", "toeplitz_matrix", "DCNN1d", "EDCNN", "PlainDCNN", "FCNet", "count_params", "fc_params",
-           "matched_fc", "BumpSeries", "sample", "sample_many", "fit", "Sweep", "sweep", "approximation_axis",
-           "approximation_rate", "learning_rate", "depth_for_samples", "SlopeFit", "fit_slopes", "plot_sweep",
-           "log_ticks"]
+__all__ = ["READOUTS", "conv_widths", "toeplitz_matrix", "DCNN1d", "EDCNN", "PlainDCNN", "FCNet", "count_params",
+           "fc_params", "matched_fc", "BumpSeries", "sample", "sample_many", "fit", "Sweep", "sweep"]
+
+READOUTS = ("flatten", "mean")
 
 
 def conv_widths(
@@ -93,8 +96,10 @@ class DCNN1d(nn.Module):
 
     ``zero_padding=True`` gives the expanding eDCNN, ``False`` the plain shrinking DCNN. Each layer is
     ``ReLU(conv(h) + bias)`` followed, after every ``pool_every`` layers, by max-pooling; a linear read-out maps the
-    flattened last layer to a number. ``.widths`` lists the signal length after each layer, starting with
-    ``input_dim``. Introduced in notebook 03.
+    last layer to a number: the flattened layer (``readout="flatten"``, ``channels * widths[-1] + 1`` parameters) or
+    its mean over positions (``readout="mean"``, ``channels + 1`` parameters, so that nets of equal depth and
+    channels have equal parameter counts with or without padding and pooling). ``.widths`` lists the signal length
+    after each layer, starting with ``input_dim``. Introduced in notebook 03.
     """
 
     def __init__(
@@ -107,8 +112,10 @@ class DCNN1d(nn.Module):
         pooling: int | None = None,
         pool_every: int = 1,
         channels: int = 1,
+        readout: str = "flatten",
     ) -> None:
         super().__init__()
+        self.readout_kind = validation.choice("readout", readout, READOUTS)
         self.widths = conv_widths(
             input_dim, depth, filter_size, zero_padding=zero_padding, pooling=pooling, pool_every=pool_every
         )
@@ -119,7 +126,7 @@ class DCNN1d(nn.Module):
             nn.Conv1d(1 if layer == 0 else channels, channels, filter_size + 1, padding=filter_size * zero_padding)
             for layer in range(depth)
         )
-        self.readout = nn.Linear(channels * self.widths[-1], 1)
+        self.readout = nn.Linear(channels * (self.widths[-1] if readout == "flatten" else 1), 1)
         for conv in self.convs:  # He initialisation keeps the signal's scale through many ReLU layers
             nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
             nn.init.zeros_(conv.bias)
@@ -136,7 +143,9 @@ class DCNN1d(nn.Module):
         return h
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.readout(self.features(x).flatten(1)).squeeze(-1)
+        h = self.features(x)
+        h = h.flatten(1) if self.readout_kind == "flatten" else h.mean(-1)
+        return self.readout(h).squeeze(-1)
 
     def filters(self, layer: int) -> torch.Tensor:
         """Filters of ``layer`` (0-based) in convolution order, shape ``(out, in, s + 1)``: torch's ``conv1d``
@@ -157,9 +166,11 @@ class EDCNN(DCNN1d):
         channels: int = 1,
         *,
         pool_every: int = 1,
+        readout: str = "flatten",
     ) -> None:
         super().__init__(
-            input_dim, depth, filter_size, zero_padding=True, pooling=pooling, pool_every=pool_every, channels=channels
+            input_dim, depth, filter_size, zero_padding=True, pooling=pooling, pool_every=pool_every,
+            channels=channels, readout=readout,
         )
 
 
@@ -167,8 +178,10 @@ class PlainDCNN(DCNN1d):
     """The plain deep CNN without padding: width ``input_dim - l * filter_size`` after layer ``l``, so its depth is at
     most ``(input_dim - 1) // filter_size``. Introduced in notebook 03."""
 
-    def __init__(self, input_dim: int, depth: int, filter_size: int, channels: int = 1) -> None:
-        super().__init__(input_dim, depth, filter_size, zero_padding=False, channels=channels)
+    def __init__(
+        self, input_dim: int, depth: int, filter_size: int, channels: int = 1, *, readout: str = "flatten"
+    ) -> None:
+        super().__init__(input_dim, depth, filter_size, zero_padding=False, channels=channels, readout=readout)
 
 
 class FCNet(nn.Module):
@@ -366,12 +379,15 @@ class Sweep:
 
     ``params[i]`` is the parameter count at ``values[i]``; ``collapsed[seed, i]`` marks fits whose output ended up
     constant (all ReLUs of some layer dead): an optimisation failure, not an approximation result.
+    ``train_errors[seed, i]`` is the mean squared error on the fit's own (possibly noisy) training labels after
+    training, divided by the same ``||f||^2``: next to ``errors`` it tells underfitting from overfitting.
     """
 
     values: list
     errors: np.ndarray
     params: list[int]
     collapsed: np.ndarray
+    train_errors: np.ndarray
 
     def kept_errors(self) -> np.ndarray:
         """``errors`` with collapsed fits replaced by NaN (which :func:`fit_slopes` skips)."""
@@ -391,129 +407,75 @@ def sweep(
     test_samples: int = 8192,
     device: torch.device | str = "cpu",
     desc: str = "sweep",
+    workers: int = 1,
 ) -> Sweep:
     """For each value and seed: build ``make_model(value)``, fit it to fresh samples of ``target`` (``samples`` or
     ``samples(value)`` points, labels with ``noise``), and measure its relative squared L2 error on a noise-free test
     set. Seed ``k`` fixes the initialisation (``config.seed_everything(k)``) and the training sample. Models and
-    data live on ``device``. Introduced in notebook 03."""
+    data live on ``device``.
+
+    ``workers > 1`` trains that many fits at once in forked processes of one thread each (Linux, CPU only; elsewhere
+    the fits run one after another). Each fit is seeded on its own, so the results do not depend on ``workers``.
+    Introduced in notebook 03."""
     seeds = validation.integer("seeds", seeds, 1)
     steps = validation.integer("steps", steps, 1)
     lr, noise = validation.real("lr", lr, 0.0, low_open=True), validation.real("noise", noise, 0.0)
     test_samples = validation.integer("test_samples", test_samples, 1)
+    workers = validation.integer("workers", workers, 1)
     values = list(values)
     x_test, y_test = (t.to(device) for t in sample(target, test_samples, seed=10_000))
     norm = float((y_test**2).mean())  # ||f||^2 estimated on the test points
-    errors, collapsed = np.empty((seeds, len(values))), np.zeros((seeds, len(values)), dtype=bool)
-    params = []
-    bar = config.progress(total=seeds * len(values), desc=desc)
-    for i, value in enumerate(values):
-        m = samples(value) if callable(samples) else samples
-        for k in range(seeds):
-            x, y = (t.to(device) for t in sample(target, m, noise=noise, seed=1_000 * (k + 1) + i))
-            config.seed_everything(k)
-            model = make_model(value).to(device)
-            fit([model], x, y, steps=steps, lr=lr, seed=k, progress=False)
-            with torch.no_grad():
-                prediction = model(x_test)
-            errors[k, i] = float(((prediction - y_test) ** 2).mean()) / norm
-            collapsed[k, i] = bool(prediction.std() < 1e-6)  # a constant function: some layer is dead
+
+    def one_fit(i: int, k: int) -> tuple[int, int, float, float, bool, int]:
+        m = samples(values[i]) if callable(samples) else samples
+        x, y = (t.to(device) for t in sample(target, m, noise=noise, seed=1_000 * (k + 1) + i))
+        config.seed_everything(k)
+        model = make_model(values[i]).to(device)
+        fit([model], x, y, steps=steps, lr=lr, seed=k, progress=False)
+        with torch.no_grad():
+            prediction = model(x_test)
+            train_error = float(((model(x) - y) ** 2).mean()) / norm
+        collapsed = bool(prediction.std() < 1e-6)  # a constant function: some layer is dead
+        return i, k, float(((prediction - y_test) ** 2).mean()) / norm, train_error, collapsed, count_params(model)
+
+    shape = (seeds, len(values))
+    errors, train_errors, collapsed = np.empty(shape), np.empty(shape), np.zeros(shape, dtype=bool)
+    params = [0] * len(values)
+    jobs = [(i, k) for i in reversed(range(len(values))) for k in range(seeds)]  # the last values, usually the
+    # costliest fits (deepest nets, most samples), start first, so that parallel workers finish together
+    parallel = workers > 1 and torch.device(device).type == "cpu"
+    with config.progress(total=len(jobs), desc=desc) as bar:
+        for i, k, error, train_error, dead, n_params in _run_jobs(one_fit, jobs, workers if parallel else 1):
+            errors[k, i], train_errors[k, i], collapsed[k, i], params[i] = error, train_error, dead, n_params
             bar.update()
-        params.append(count_params(model))
-    bar.close()
-    return Sweep(values, errors, params, collapsed)
+    return Sweep(values, errors, params, collapsed, train_errors)
 
 
-def approximation_axis(depth: np.ndarray | Sequence[float] | float) -> np.ndarray:
-    """The depth axis of Lin's rate, ``L^2 / log L`` (needs ``L >= 2``). Introduced in notebook 03."""
-    depth = np.asarray(depth, dtype=float)
-    if not np.all(np.isfinite(depth)) or np.any(depth < 2):
-        raise ValueError(f"depth={depth} must be >= 2 (L^2 / log L is undefined or infinite below)")
-    return depth**2 / np.log(depth)
+_JOB: Callable[..., Any] | None = None  # the function the forked workers of _run_jobs call (inherited, not pickled)
 
 
-def approximation_rate(depth: np.ndarray | Sequence[float] | float, r: float, d: int) -> np.ndarray:
-    """Lin (2023): squared approximation error of depth-``L`` DCNNs, ``(L^2 / log L)^{-2r/d}`` (up to constants).
-
-    Introduced in notebook 03."""
-    r, d = validation.real("r", r, 0.0, low_open=True), validation.integer("d", d, 1)
-    return approximation_axis(depth) ** (-2 * r / d)
-
-
-def learning_rate(m: np.ndarray | Sequence[float] | float, r: float, d: int) -> np.ndarray:
-    """The (almost) optimal learning rate of ERM with ``m`` samples, ``m^{-2r/(2r+d)}``. Introduced in notebook 03."""
-    r, d = validation.real("r", r, 0.0, low_open=True), validation.integer("d", d, 1)
-    return np.asarray(m, dtype=float) ** (-2 * r / (2 * r + d))
+def _start_worker() -> None:
+    """Set up a forked worker: one thread, and no CUDA. A forked child cannot use the CUDA its parent may have
+    started (on a GPU machine the notebook's header does), and torch's optimisers ask ``torch.cuda.is_available()``
+    before every step, so the worker is told that there is none."""
+    torch.set_num_threads(1)
+    torch.cuda.is_available = lambda: False
 
 
-def depth_for_samples(m: int, r: float, d: int, scale: float = 1.0) -> int:
-    """The depth the theory suggests for ``m`` samples, ``L = ceil(scale * m^{d / (2(2r + d))})``, at least 2.
-
-    It balances the approximation error ``L^{-4r/d}`` against the estimation error ``~ L^2 / m``.
-    Introduced in notebook 03."""
-    m = validation.integer("m", m, 1)
-    r, d = validation.real("r", r, 0.0, low_open=True), validation.integer("d", d, 1)
-    scale = validation.real("scale", scale, 0.0, low_open=True)
-    return max(2, math.ceil(scale * m ** (d / (2 * (2 * r + d)))))
+def _call_job(args: tuple) -> Any:
+    return _JOB(*args)
 
 
-@dataclass
-class SlopeFit:
-    """Log-log slopes fitted per seed, with their mean and standard deviation over seeds."""
-
-    slopes: np.ndarray
-    mean: float
-    sd: float
-
-    def __str__(self) -> str:
-        return f"{self.mean:.2f} ± {self.sd:.2f}"
-
-
-def fit_slopes(x: Sequence[float], errors: np.ndarray) -> SlopeFit:
-    """Fit ``log error = slope * log x + c`` separately for each row (seed) of ``errors`` (shape ``(seeds, len(x))``).
-
-    NaN entries (e.g. collapsed fits) are skipped; a row with fewer than 2 points left is dropped. The uncertainty
-    reported is the spread over seeds (sample standard deviation; 0 with one seed). Introduced in notebook 03."""
-    x = np.asarray(x, dtype=float)
-    errors = np.atleast_2d(np.asarray(errors, dtype=float))
-    if errors.shape[-1] != x.size:
-        raise ValueError(f"errors must have shape (seeds, {x.size}), got {errors.shape}")
-    slopes = np.array([plotting.loglog_slope(x[np.isfinite(r)], r[np.isfinite(r)])[0]
-                       for r in errors if np.isfinite(r).sum() >= 2])
-    if slopes.size == 0:
-        raise ValueError("no seed has 2 or more finite errors to fit a slope to")
-    sd = float(slopes.std(ddof=1)) if len(slopes) > 1 else 0.0
-    return SlopeFit(slopes, float(slopes.mean()), sd)
-
-
-def plot_sweep(ax, x: Sequence[float], errors: np.ndarray, label: str, theory_slope: float | None = None) -> SlopeFit:
-    """Errors against ``x`` on log axes: geometric mean over seeds with the seed range as error bars, the fitted
-    line (mean slope over seeds) and, dotted, the slope ``theory_slope`` through the first point. Returns the fit.
-    Introduced in notebook 03."""
-    x = np.asarray(x, dtype=float)
-    errors = np.atleast_2d(np.asarray(errors, dtype=float))
-    result = fit_slopes(x, errors)
-    centre = np.exp(np.nanmean(np.log(errors), axis=0))
-    spread = [centre - np.nanmin(errors, axis=0), np.nanmax(errors, axis=0) - centre]
-    bars = ax.errorbar(x, centre, yerr=spread, fmt="o", capsize=3, label=f"{label}: slope {result}")
-    color = bars[0].get_color()
-    grid = np.geomspace(x.min(), x.max(), 50)
-    finite = np.isfinite(centre)
-    intercept = np.mean(np.log(centre[finite]) - result.mean * np.log(x[finite]))
-    ax.plot(grid, np.exp(intercept) * grid**result.mean, "-", color=color, lw=1)
-    if theory_slope is not None:
-        first = np.flatnonzero(finite)[0]
-        ax.plot(grid, centre[first] * (grid / x[first]) ** theory_slope, ":", color=color, lw=1.5,
-                label=f"theory slope {theory_slope:.2f}")
-    log_ticks(ax)
-    return result
-
-
-def log_ticks(ax) -> None:
-    """Log scale on both axes with readable ticks at 1, 2 and 5 times powers of ten, printed as plain numbers.
-
-    Introduced in notebook 03."""
-    for axis, scale in ((ax.xaxis, ax.set_xscale), (ax.yaxis, ax.set_yscale)):
-        scale("log")
-        axis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
-        axis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
-        axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+def _run_jobs(job: Callable[..., Any], arguments: list[tuple], workers: int) -> Iterator[Any]:
+    """``job(*a)`` for each ``a`` in ``arguments``, in any order: in ``workers`` forked processes where the platform
+    forks safely (Linux), else one after another. The job itself is inherited by the fork, so it may be a closure."""
+    global _JOB
+    if workers <= 1 or sys.platform != "linux" or len(arguments) <= 1:
+        yield from (job(*a) for a in arguments)
+        return
+    _JOB = job
+    try:
+        with multiprocessing.get_context("fork").Pool(min(workers, len(arguments)), _start_worker) as pool:
+            yield from pool.imap_unordered(_call_job, arguments)
+    finally:
+        _JOB = None

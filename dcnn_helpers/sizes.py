@@ -79,27 +79,33 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
     },
     # --- end 02 ---
     # --- 03 dcnn approximation ---
-    # cases: (d, r, levels of the bump-series target); the ablations use ablation_case
+    # cases: (d, r, levels of the bump-series target). The ablations use ablation_case (one of cases), at
+    # ablation_depths (pooling; padding uses every depth a plain net allows) with ablation_seeds seeds.
+    # workers: fits trained at once in forked one-thread processes (Linux; the nets are too small for a GPU, so the
+    # gpu profile differs from laptop only in using the GPU machine's CPU cores).
+    # The architecture keys (filter_size, channels, pooling, pool_every) must agree across profiles: a checked cell
+    # prints parameter counts computed from them.
     "03_dcnn_approximation": {
         "smoke": {
             "filter_size": 2, "channels": 4, "pooling": 2, "pool_every": 2, "lr": 1e-2, "fc_hidden_layers": 2,
             "cases": [(1, 1.0, 10), (2, 1.0, 5)], "depths": [2, 4], "samples": 128, "test_samples": 512,
             "steps": 40, "seeds": 2, "erm_case": (1, 1.0, 10), "erm_sizes": [32, 64, 128], "erm_noise": 0.5,
-            "erm_depth_scale": 1.0, "ablation_case": (2, 1.0, 5),
+            "erm_depth_scale": 1.0, "ablation_case": (2, 1.0, 5), "ablation_depths": [2, 4], "ablation_seeds": 2,
+            "workers": 1,
         },
         "laptop": {
             "filter_size": 2, "channels": 4, "pooling": 2, "pool_every": 2, "lr": 1e-2, "fc_hidden_layers": 2,
             "cases": [(1, 0.5, 10), (1, 1.0, 10), (2, 1.0, 5), (4, 1.0, 3)], "depths": [2, 3, 4, 6, 8],
-            "samples": 1024, "test_samples": 8192, "steps": 500, "seeds": 3, "erm_case": (1, 1.0, 10),
+            "samples": 1024, "test_samples": 8192, "steps": 500, "seeds": 4, "erm_case": (1, 1.0, 10),
             "erm_sizes": [64, 128, 256, 512, 1024, 2048], "erm_noise": 0.5, "erm_depth_scale": 1.0,
-            "ablation_case": (4, 1.0, 3),
+            "ablation_case": (4, 1.0, 3), "ablation_depths": [2, 4, 8], "ablation_seeds": 4, "workers": 2,
         },
         "gpu": {
             "filter_size": 2, "channels": 4, "pooling": 2, "pool_every": 2, "lr": 1e-2, "fc_hidden_layers": 2,
-            "cases": [(1, 0.5, 12), (1, 1.0, 12), (2, 1.0, 6), (4, 1.0, 3)], "depths": [2, 3, 4, 6, 8, 12, 16],
-            "samples": 4096, "test_samples": 16384, "steps": 3000, "seeds": 5, "erm_case": (1, 1.0, 12),
-            "erm_sizes": [64, 128, 256, 512, 1024, 2048, 4096, 8192], "erm_noise": 0.5, "erm_depth_scale": 1.0,
-            "ablation_case": (4, 1.0, 3),
+            "cases": [(1, 0.5, 10), (1, 1.0, 10), (2, 1.0, 5), (4, 1.0, 3)], "depths": [2, 3, 4, 6, 8],
+            "samples": 1024, "test_samples": 8192, "steps": 500, "seeds": 4, "erm_case": (1, 1.0, 10),
+            "erm_sizes": [64, 128, 256, 512, 1024, 2048], "erm_noise": 0.5, "erm_depth_scale": 1.0,
+            "ablation_case": (4, 1.0, 3), "ablation_depths": [2, 4, 8], "ablation_seeds": 4, "workers": 16,
         },
     },
     # --- end 03 ---

@@ -1,4 +1,5 @@
-"""dcnn_helpers.dcnn: widths, parameter counts, Toeplitz equivalence, pooling, targets, fitting, rates, bad input."""
+"""dcnn_helpers.dcnn: widths, parameter counts, Toeplitz equivalence, pooling, targets, fitting, sweeps, bad input.
+The rates and their analysis are tested in test_rates.py."""
 
 import math
 
@@ -99,24 +100,40 @@ def test_sweep_reports_errors_and_parameter_counts():
     target = dcnn.BumpSeries(1, 1.0, 2)
     result = dcnn.sweep([2, 3], lambda L: dcnn.EDCNN(1, L, 2, channels=2), target, samples=32, seeds=2, steps=3,
                         test_samples=64)
-    assert result.errors.shape == result.collapsed.shape == (2, 2)
+    assert result.errors.shape == result.collapsed.shape == result.train_errors.shape == (2, 2)
+    assert np.all(result.train_errors > 0)
     assert result.params == [dcnn.count_params(dcnn.EDCNN(1, L, 2, channels=2)) for L in (2, 3)]
 
 
-def test_rate_formulas():
-    assert math.isclose(float(dcnn.approximation_rate(4, 1.0, 2)), (16 / math.log(4)) ** -1)
-    assert math.isclose(float(dcnn.learning_rate(64, 1.0, 2)), 64 ** -0.5)
-    assert dcnn.depth_for_samples(4096, 1.0, 2) == 8  # 4096 ** (2 / 8)
-    with pytest.raises(ValueError, match="depth"):
-        dcnn.approximation_axis(1)
+def test_sweep_results_do_not_depend_on_the_number_of_workers():
+    target = dcnn.BumpSeries(1, 1.0, 2)
+    runs = [dcnn.sweep([2, 3], lambda L: dcnn.EDCNN(1, L, 2, channels=2), target, samples=32, seeds=2, steps=3,
+                       test_samples=64, workers=workers) for workers in (1, 2)]
+    assert np.array_equal(runs[0].errors, runs[1].errors) and runs[0].params == runs[1].params
+    assert np.array_equal(runs[0].train_errors, runs[1].train_errors)
+    with pytest.raises(ValueError, match="workers=0"):
+        dcnn.sweep([2], lambda L: dcnn.EDCNN(1, L, 2), target, samples=8, seeds=1, steps=1, workers=0)
 
 
-def test_fit_slopes_recovers_a_power_law_and_skips_nan():
-    x = np.array([1.0, 2.0, 4.0, 8.0])
-    errors = np.stack([3 * x**-1.5, 5 * x**-1.5])
-    errors[1, 2] = np.nan
-    result = dcnn.fit_slopes(x, errors)
-    assert np.allclose(result.slopes, -1.5) and result.sd < 1e-12
+def test_mean_readout_equalises_parameters_and_initial_weights():
+    """With the mean read-out, padding and pooling change neither the parameter count nor (same seed) the weights."""
+    nets = {}
+    for name, build in [
+        ("plain", lambda: dcnn.PlainDCNN(4, 3, 1, channels=3, readout="mean")),
+        ("padded", lambda: dcnn.EDCNN(4, 3, 1, channels=3, readout="mean")),
+        ("pooled", lambda: dcnn.EDCNN(4, 3, 1, pooling=2, channels=3, readout="mean")),
+    ]:
+        torch.manual_seed(5)
+        nets[name] = build()
+    counts = {name: dcnn.count_params(net) for name, net in nets.items()}
+    assert len(set(counts.values())) == 1 and counts["plain"] == (2 * 3 + 3) + 2 * (9 * 2 + 3) + 3 + 1
+    for name in ("padded", "pooled"):
+        for p, q in zip(nets["plain"].parameters(), nets[name].parameters()):
+            assert torch.equal(p, q)
+    x = torch.rand(5, 4)
+    assert all(net(x).shape == (5,) for net in nets.values())
+    h = nets["padded"].features(x).mean(-1)
+    assert torch.allclose(nets["padded"](x), nets["padded"].readout(h).squeeze(-1))
 
 
 @pytest.mark.parametrize(
@@ -128,6 +145,7 @@ def test_fit_slopes_recovers_a_power_law_and_skips_nan():
         (lambda: dcnn.PlainDCNN(4, 2, 2), "too deep for a plain"),
         (lambda: dcnn.EDCNN(4, 2.0, 2), "depth must be an integer"),
         (lambda: dcnn.BumpSeries(2, 2.5, 3), "smoothness=2.5"),
+        (lambda: dcnn.EDCNN(4, 2, 2, readout="sum"), "readout"),
     ],
 )
 def test_bad_arguments(build, match):
