@@ -1,0 +1,1 @@
+"""Maintainer tooling: not used by the notebooks."""
