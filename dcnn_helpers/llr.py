@@ -501,7 +501,7 @@ def two_layer_target(d: int, k: int, seed: int = 0) -> nn.Sequential:
 
 def recovery_experiment(d: int, m: int, ks: Sequence[int], n_ratios: Sequence[float], seeds: int = 3,
                         steps: int = 6000, lr: float = 0.2, momentum: float = 0.9, init_scale: float = 1e-3,
-                        n_test: int = 1000, dtype: torch.dtype = torch.float32,
+                        n_test: int = 1000, dropout: float = 0.0, dropout_steps: int | None = None, dtype: torch.dtype = torch.float32,
                         device: str | torch.device | None = None, threads: int | None = 1) -> RecoveryResult:
     """Train width-``m`` two-layer tanh nets (no biases) on ``n`` samples of ``k``-neuron targets and test them.
 
@@ -509,6 +509,9 @@ def recovery_experiment(d: int, m: int, ks: Sequence[int], n_ratios: Sequence[fl
     the target is :func:`two_layer_target` (one per ``k`` and seed), inputs are standard normal (the training sets of
     one target are nested in ``n``), the student starts from i.i.d. ``N(0, init_scale^2)`` weights (small
     initialisation) and is trained full batch by gradient descent with momentum on the mean squared error.
+    ``dropout = p > 0`` drops each hidden neuron for each training sample with probability ``p`` at every step (the
+    kept ones are scaled by ``1/(1-p)``, PyTorch's convention) during the first ``dropout_steps`` steps (None: all of
+    them); errors are measured without dropout.
 
     All ``len(ks) * len(n_ratios) * seeds`` students train at once as one batched tensor program (the loss is the
     sum of the students' losses and SGD acts coordinate-wise, so each student follows its own run); a progress bar
@@ -525,6 +528,11 @@ def recovery_experiment(d: int, m: int, ks: Sequence[int], n_ratios: Sequence[fl
         raise ValueError(f"n_ratios={n_ratios} must be non-empty and positive")
     if seeds < 1 or steps < 1 or n_test < 1 or lr <= 0 or init_scale <= 0 or not 0 <= momentum < 1:
         raise ValueError("need seeds, steps, n_test >= 1, lr > 0, init_scale > 0 and 0 <= momentum < 1")
+    if not 0 <= dropout < 1:
+        raise ValueError(f"dropout={dropout!r} must be in [0, 1)")
+    dropout_steps = steps if dropout_steps is None else dropout_steps
+    if isinstance(dropout_steps, bool) or not isinstance(dropout_steps, int) or not 0 <= dropout_steps <= steps:
+        raise ValueError(f"dropout_steps={dropout_steps!r} must be an integer between 0 and steps={steps}")
     if dtype not in (torch.float32, torch.float64):
         raise ValueError(f"dtype={dtype} must be torch.float32 or torch.float64")
     dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -552,17 +560,23 @@ def recovery_experiment(d: int, m: int, ks: Sequence[int], n_ratios: Sequence[fl
     w = (torch.randn(runs, m, d, dtype=DTYPE, generator=gen) * init_scale).to(dev, dtype).requires_grad_(True)
     a = (torch.randn(runs, m, dtype=DTYPE, generator=gen) * init_scale).to(dev, dtype).requires_grad_(True)
 
-    def predict(x: torch.Tensor) -> torch.Tensor:  # (runs, points, d) -> (runs, points)
-        return (torch.tanh(torch.bmm(x, w.transpose(1, 2))) * a.unsqueeze(1)).sum(-1)
+    def predict(x: torch.Tensor, drop: bool = False) -> torch.Tensor:  # (runs, points, d) -> (runs, points)
+        hidden = torch.tanh(torch.bmm(x, w.transpose(1, 2)))
+        if drop:  # inverted dropout on the hidden neurons, a fresh mask per sample and step
+            keep = torch.rand(hidden.shape, generator=mask_gen, device=dev, dtype=dtype) >= dropout
+            hidden = hidden * keep / (1 - dropout)
+        return (hidden * a.unsqueeze(1)).sum(-1)
+
+    mask_gen = torch.Generator(device=dev).manual_seed(54321)
 
     optimiser = torch.optim.SGD([w, a], lr=lr, momentum=momentum)
     saved_threads = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
     try:
-        for _ in config.progress(range(steps), desc=f"training {runs} nets", mininterval=1.0):
+        for step in config.progress(range(steps), desc=f"training {runs} nets", mininterval=1.0):
             optimiser.zero_grad(set_to_none=True)
-            loss = (((predict(x_train) - y_train) ** 2) * weights).sum()
+            loss = (((predict(x_train, drop=dropout > 0 and step < dropout_steps) - y_train) ** 2) * weights).sum()
             loss.backward()
             optimiser.step()
         with torch.no_grad():
