@@ -501,7 +501,8 @@ def two_layer_target(d: int, k: int, seed: int = 0) -> nn.Sequential:
 
 def recovery_experiment(d: int, m: int, ks: Sequence[int], n_ratios: Sequence[float], seeds: int = 3,
                         steps: int = 6000, lr: float = 0.2, momentum: float = 0.9, init_scale: float = 1e-3,
-                        n_test: int = 1000, dropout: float = 0.0, dropout_steps: int | None = None, dtype: torch.dtype = torch.float32,
+                        n_test: int = 1000, dropout: float = 0.0, dropout_steps: int | None = None,
+                        dtype: torch.dtype = torch.float32,
                         device: str | torch.device | None = None, threads: int | None = 1) -> RecoveryResult:
     """Train width-``m`` two-layer tanh nets (no biases) on ``n`` samples of ``k``-neuron targets and test them.
 

@@ -19,7 +19,8 @@ direction at the predicted point; zeroing it would throw that away, and adding t
 count the same displacement twice. So between predictions, PLP is bit-identical to the base optimiser.
 
 The module also holds the notebook's small experiments: the exact per-cycle factor on a quadratic, 2-D loss
-surfaces and trajectories, and how straight a real network's trajectory is (:func:`update_cosines`). The CIFAR runs of notebook 05 are in :mod:`dcnn_helpers.plp_cifar`.
+surfaces and trajectories, and how straight a real network's trajectory is (:func:`update_cosines`). The CIFAR
+runs of notebook 05 are in :mod:`dcnn_helpers.plp_cifar`.
 """
 
 from __future__ import annotations

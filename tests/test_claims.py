@@ -63,8 +63,8 @@ def test_escaped_bars_stay_inside_a_cell(tmp_path):
 @pytest.mark.parametrize("cells, message", [
     ([_markdown("## Something else")], "no heading"),
     ([_markdown(claims.HEADING)], "expected one markdown table"),
-    ([_markdown(claims.HEADING), _code_showing("| claim | source | measured here |\n| --- | --- | --- |\n| a | b | c |\n")],
-     "has columns"),
+    ([_markdown(claims.HEADING),
+      _code_showing("| claim | source | measured here |\n| --- | --- | --- |\n| a | b | c |\n")], "has columns"),
     ([_markdown(claims.HEADING), _code_showing(HEADER + "| a | b | c | d | proven |\n")], "status 'proven'"),
     ([_markdown(claims.HEADING), _code_showing(HEADER + "| a | b | c | d |\n")], "row 1 of the claims table has 4"),
     ([_markdown(claims.HEADING), _code_showing(HEADER)], "at least one row"),
