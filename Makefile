@@ -105,6 +105,7 @@ course: $(STAMP)
 			--ExecutePreprocessor.timeout=1800 --ExecutePreprocessor.kernel_name=python3 $$nb || exit 1; \
 	done
 	$(BIN)/python -m dcnn_helpers.tools.nbclean $(NOTEBOOKS)
+	$(BIN)/python -m dcnn_helpers.tools.claims
 
 student: $(STAMP)
 	$(BIN)/python -m dcnn_helpers.tools.workshop student student

@@ -517,7 +517,8 @@ def _non_empty(name: str, values) -> list:
 
 def recovery_experiment(d: int, m: int, ks: Sequence[int], n_ratios: Sequence[float], seeds: int = 3,
                         steps: int = 6000, lr: float = 0.2, momentum: float = 0.9, init_scale: float = 1e-3,
-                        n_test: int = 1000, dtype: torch.dtype = torch.float32,
+                        n_test: int = 1000, dropout: float = 0.0, dropout_steps: int | None = None,
+                        dtype: torch.dtype = torch.float32,
                         device: str | torch.device | None = None, threads: int | None = 1) -> RecoveryResult:
     """Train width-``m`` two-layer tanh nets (no biases) on ``n`` samples of ``k``-neuron targets and test them.
 
@@ -525,6 +526,9 @@ def recovery_experiment(d: int, m: int, ks: Sequence[int], n_ratios: Sequence[fl
     the target is :func:`two_layer_target` (one per ``k`` and seed), inputs are standard normal (the training sets of
     one target are nested in ``n``), the student starts from i.i.d. ``N(0, init_scale^2)`` weights (small
     initialisation) and is trained full batch by gradient descent with momentum on the mean squared error.
+    ``dropout = p > 0`` drops each hidden neuron for each training sample with probability ``p`` at every step (the
+    kept ones are scaled by ``1/(1-p)``, PyTorch's convention) during the first ``dropout_steps`` steps (None: all of
+    them); errors are measured without dropout.
 
     All ``len(ks) * len(n_ratios) * seeds`` students train at once as one batched tensor program (the loss is the
     sum of the students' losses and SGD acts coordinate-wise, so each student follows its own run); a progress bar
@@ -545,6 +549,8 @@ def recovery_experiment(d: int, m: int, ks: Sequence[int], n_ratios: Sequence[fl
     momentum = validation.real("momentum", momentum, 0.0, 1.0, high_open=True)
     threads = None if threads is None else validation.integer("threads", threads, 1)
     validation.choice("dtype", dtype, (torch.float32, torch.float64))
+    dropout = validation.real("dropout", dropout, 0.0, 1.0, high_open=True)
+    dropout_steps = validation.integer("dropout_steps", steps if dropout_steps is None else dropout_steps, 0, steps)
     dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     n_values = np.array([[max(1, round(r * optimistic_sample_size((d, k, 1)))) for r in n_ratios] for k in ks])
     n_max = int(n_values.max())
@@ -570,17 +576,23 @@ def recovery_experiment(d: int, m: int, ks: Sequence[int], n_ratios: Sequence[fl
     w = (torch.randn(runs, m, d, dtype=DTYPE, generator=gen) * init_scale).to(dev, dtype).requires_grad_(True)
     a = (torch.randn(runs, m, dtype=DTYPE, generator=gen) * init_scale).to(dev, dtype).requires_grad_(True)
 
-    def predict(x: torch.Tensor) -> torch.Tensor:  # (runs, points, d) -> (runs, points)
-        return (torch.tanh(torch.bmm(x, w.transpose(1, 2))) * a.unsqueeze(1)).sum(-1)
+    def predict(x: torch.Tensor, drop: bool = False) -> torch.Tensor:  # (runs, points, d) -> (runs, points)
+        hidden = torch.tanh(torch.bmm(x, w.transpose(1, 2)))
+        if drop:  # inverted dropout on the hidden neurons, a fresh mask per sample and step
+            keep = torch.rand(hidden.shape, generator=mask_gen, device=dev, dtype=dtype) >= dropout
+            hidden = hidden * keep / (1 - dropout)
+        return (hidden * a.unsqueeze(1)).sum(-1)
+
+    mask_gen = torch.Generator(device=dev).manual_seed(54321)
 
     optimiser = torch.optim.SGD([w, a], lr=lr, momentum=momentum)
     saved_threads = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
     try:
-        for _ in config.progress(range(steps), desc=f"training {runs} nets", mininterval=1.0):
+        for step in config.progress(range(steps), desc=f"training {runs} nets", mininterval=1.0):
             optimiser.zero_grad(set_to_none=True)
-            loss = (((predict(x_train) - y_train) ** 2) * weights).sum()
+            loss = (((predict(x_train, drop=dropout > 0 and step < dropout_steps) - y_train) ** 2) * weights).sum()
             loss.backward()
             optimiser.step()
         with torch.no_grad():

@@ -123,6 +123,52 @@ class MergeRunBlock(nn.Module):
         return F.relu(self.branch_a(x) + skip_x), F.relu(self.branch_b(y) + skip_y)
 
 
+class WideBlock(nn.Module):
+    """One residual block on a single stream of ``2c`` channels, read off a merge-and-run block (Zhao et al., Fig. 5).
+
+    Its branch is conv3x3-BN-ReLU-conv3x3-BN with **grouped** convolutions (``groups=2``: the first ``c`` channels
+    see only the first ``c``, the others only the others), and its skip connection is the linear idempotent map
+    ``M`` that replaces both halves by their average: ``z' = ReLU(H(z) + M z)``. Built by :func:`as_wide_block`.
+    Introduced in notebook 06.
+    """
+
+    def __init__(self, branch: nn.Sequential) -> None:
+        super().__init__()
+        self.branch = branch
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        half = z.shape[1] // 2
+        mean = (z[:, :half] + z[:, half:]) / 2
+        return F.relu(self.branch(z) + torch.cat([mean, mean], dim=1))
+
+
+def as_wide_block(block: MergeRunBlock) -> WideBlock:
+    """The same function as ``block`` (inside a stage: no stride, not the last block, averaging merge) written as
+    one residual block of twice the width: the two branches become grouped convolutions, the merge its skip.
+
+    ``WideBlock(cat(x, y)) == cat(*block((x, y)))``, in training mode as in eval mode (BatchNorm is per channel).
+    Introduced in notebook 06.
+    """
+    if not isinstance(block, MergeRunBlock) or block.last or block.merge != "average":
+        raise ValueError("block must be a MergeRunBlock inside a stage (last=False, merge='average')")
+    conv_a = block.branch_a[0]
+    if conv_a.stride != (1, 1) or conv_a.in_channels != conv_a.out_channels:
+        raise ValueError("block must keep its shape (no stride, in_channels == out_channels): not a transition block")
+    c = conv_a.out_channels
+    wide = nn.Sequential(
+        nn.Conv2d(2 * c, 2 * c, 3, padding=1, groups=2, bias=False), nn.BatchNorm2d(2 * c), nn.ReLU(inplace=True),
+        nn.Conv2d(2 * c, 2 * c, 3, padding=1, groups=2, bias=False), nn.BatchNorm2d(2 * c),
+    ).to(device=conv_a.weight.device, dtype=conv_a.weight.dtype)
+    with torch.no_grad():
+        for index in (0, 1, 3, 4):
+            a, b, target = block.branch_a[index], block.branch_b[index], wide[index]
+            for name, tensor in list(target.named_parameters()) + list(target.named_buffers()):
+                if name != "num_batches_tracked":
+                    tensor.copy_(torch.cat([getattr(a, name), getattr(b, name)]))
+    wide.train(block.training)
+    return WideBlock(wide)
+
+
 # --------------------------------------------------------------------------------------------- networks
 
 

@@ -16,7 +16,7 @@ import seaborn as sns
 
 from . import validation
 
-__all__ = ["set_theme", "subplots", "loglog_slope", "plot_loglog_fit", "claims_table", "CLAIM_COLUMNS", "FIGURE_DPI"]
+__all__ = ["set_theme", "subplots", "loglog_slope", "plot_loglog_fit", "claims_table", "CLAIM_COLUMNS", "CLAIM_STATUSES", "FIGURE_DPI"]
 
 FIGURE_DPI = 80
 
@@ -73,7 +73,12 @@ def plot_loglog_fit(ax, x: Sequence[float], y: Sequence[float], label: str, **kw
 
 
 CLAIM_COLUMNS = ("claim", "source", "paper states", "measured here", "status")
-CLAIM_STATUSES = ("reproduced", "measured differently", "not reproduced", "stated only")
+CLAIM_STATUSES = {
+    "reproduced": "our measurement agrees with what the paper states",
+    "measured differently": "we measured it, in another setting or with another result than the paper's",
+    "not reproduced": "we tested it and it did not hold here",
+    "stated only": "quoted from the paper, not tested here",
+}
 
 
 def claims_table(rows: Sequence[Sequence[str]]) -> Markdown:

@@ -19,14 +19,15 @@ direction at the predicted point; zeroing it would throw that away, and adding t
 count the same displacement twice. So between predictions, PLP is bit-identical to the base optimiser.
 
 The module also holds the notebook's small experiments: the exact per-cycle factor on a quadratic, 2-D loss
-surfaces and trajectories. The CIFAR runs of notebook 05 are in :mod:`dcnn_helpers.plp_cifar`.
+surfaces and trajectories, and how straight a real network's trajectory is (:func:`update_cosines`). The CIFAR
+runs of notebook 05 are in :mod:`dcnn_helpers.plp_cifar`.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -42,6 +43,8 @@ __all__ = [
     "SURFACES",
     "Trajectory",
     "trajectory",
+    "UpdateCosines",
+    "update_cosines",
     "surface_grid",
     "plot_trajectories",
     "summarise_seeds",
@@ -340,6 +343,85 @@ def trajectory(
             losses.append(loss_fn(xy))
     path, loss = torch.stack(points).numpy(), torch.stack(losses).numpy()
     return Trajectory(path[:, 0], loss[:, 0], np.asarray(predicted, dtype=int), loss.mean(axis=1))
+
+
+@dataclass
+class UpdateCosines:
+    """How straight a training run moved, from its updates ``Δ_t = θ_{t+1} − θ_t`` (t = 0 .. T−1).
+
+    An "update" spans ``every`` optimiser steps (1: single steps). ``lag1[t] = cos(Δ_t, Δ_{t+1})`` (T−1 values),
+    ``lag2[t] = cos(Δ_t, Δ_{t+2})`` (T−2 values), ``norms[t] = |Δ_t|``, and ``losses``: the loss of every batch
+    before its step. Introduced in notebook 05.
+    """
+
+    lag1: np.ndarray
+    lag2: np.ndarray
+    norms: np.ndarray
+    losses: np.ndarray
+    every: int
+
+    def jump_errors(self) -> np.ndarray:
+        """PLP's relative prediction error (p = 1) on this trajectory, one value per start ``t``.
+
+        A cycle over the iterates ``θ_t, θ_{t+1}, θ_{t+2}`` jumps by ``(θ_{t+1} − θ_t)/2 = Δ_t/2``; a path of
+        constant velocity would be at ``θ_{t+2} + Δ_{t+2}/2`` instead. The error ``(Δ_t − Δ_{t+2})/2`` relative
+        to the jump is ``|Δ_t − Δ_{t+2}| / |Δ_t|``: 0 on a straight line at constant speed, about √2 when the
+        updates are unrelated steps of equal length.
+        """
+        ratio = self.norms[2:] / self.norms[:-2]
+        return np.sqrt(np.maximum(1.0 + ratio**2 - 2.0 * ratio * self.lag2, 0.0))
+
+
+def update_cosines(
+    model: torch.nn.Module,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    lr: float,
+    momentum: float = 0.0,
+    nesterov: bool = False,
+    weight_decay: float = 0.0,
+    every: int = 1,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = torch.nn.functional.cross_entropy,
+) -> UpdateCosines:
+    """Train ``model`` in place with SGD, one step per ``(inputs, targets)`` batch, and measure its updates.
+
+    The regularity PLP relies on: cosines between successive updates of all trainable parameters, each update
+    spanning ``every`` steps (see :class:`UpdateCosines`). Only three flattened parameter vectors are kept,
+    whatever the number of steps. The model is put in training mode. Introduced in notebook 05.
+    """
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr < math.inf:
+        raise ValueError(f"lr={lr!r} must be a positive number")
+    if not 0 <= momentum < 1:
+        raise ValueError(f"momentum={momentum!r} must be in [0, 1)")
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        raise ValueError(f"every={every!r} must be a positive integer")
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("model has no trainable parameters")
+    opt = torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
+
+    def flat() -> torch.Tensor:
+        return torch.cat([p.detach().flatten() for p in params]).double()
+
+    model.train()
+    previous, updates, losses, lag1, lag2, norms = flat(), [], [], [], [], []
+    for step, (inputs, targets) in enumerate(batches, start=1):
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(model(inputs), targets)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+        if step % every:
+            continue
+        current = flat()
+        updates = (updates + [current - previous])[-3:]
+        previous = current
+        norms.append(updates[-1].norm().item())
+        for lag, store in ((1, lag1), (2, lag2)):
+            if len(updates) > lag:
+                store.append(torch.nn.functional.cosine_similarity(updates[-1 - lag], updates[-1], dim=0).item())
+    if len(norms) < 3:
+        raise ValueError(f"batches gave {len(norms)} updates of {every} step(s); at least 3 are needed")
+    return UpdateCosines(np.array(lag1), np.array(lag2), np.array(norms), np.array(losses), every)
 
 
 def surface_grid(

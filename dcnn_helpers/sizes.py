@@ -68,14 +68,18 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
     # --- 02 depth separation ---
     "02_depth_separation": {
         # saw_*: deep-vs-shallow sawtooth fits; sgd_*: restarts against exact ERM; erm_D_*: data sizes timed
+        # ex1_steps: Exercise 1's short and long Adam runs
         "smoke": {"saw_k": 2, "saw_layers": [1, 2, 3], "saw_restarts": 2, "saw_steps": 100, "saw_points": 65,
-                  "sgd_restarts": 8, "sgd_steps": 200, "erm_D_1d": [6, 8, 12, 16], "erm_D_2d": [4, 5, 6]},
+                  "sgd_restarts": 8, "sgd_steps": 200, "erm_D_1d": [6, 8, 12, 16], "erm_D_2d": [4, 5, 6],
+                  "ex1_steps": [30, 100]},
         "laptop": {"saw_k": 3, "saw_layers": [1, 2, 3, 4, 5, 6], "saw_restarts": 6, "saw_steps": 3000,
                    "saw_points": 129, "sgd_restarts": 100, "sgd_steps": 3000,
-                   "erm_D_1d": [8, 12, 16, 24, 32, 48, 64], "erm_D_2d": [5, 6, 7, 8, 9, 10]},
+                   "erm_D_1d": [8, 12, 16, 24, 32, 48, 64], "erm_D_2d": [5, 6, 7, 8, 9, 10],
+                   "ex1_steps": [300, 3000]},
         "gpu": {"saw_k": 3, "saw_layers": [1, 2, 3, 4, 5, 6, 7, 8], "saw_restarts": 16, "saw_steps": 6000,
                 "saw_points": 257, "sgd_restarts": 400, "sgd_steps": 5000,
-                "erm_D_1d": [8, 12, 16, 24, 32, 48, 64, 96], "erm_D_2d": [5, 6, 7, 8, 9, 10, 11, 12]},
+                "erm_D_1d": [8, 12, 16, 24, 32, 48, 64, 96], "erm_D_2d": [5, 6, 7, 8, 9, 10, 11, 12],
+                "ex1_steps": [300, 3000]},
     },
     # --- end 02 ---
     # --- 03 dcnn approximation ---
@@ -126,35 +130,38 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
     # --- 05 parameter linear prediction ---
     "05_parameter_linear_prediction": {
         # 2-D trajectories: steps per run, contour grid, noise seeds; CIFAR: model name for plp_cifar.cifar_model, data,
-        # main comparison (seeds x {SGD, SGD+PLP}) and a one-seed sweep over learning rate x prediction step
+        # main comparison (seeds x {SGD, SGD+PLP}) and a sweep over learning rate x prediction step x sweep_seeds;
+        # cos_*: steps and window of the update-cosine measurement
         "smoke": {
             "surface_steps": 90, "grid_points": 80, "noise_seeds": 4, "data_source": "sample", "model": "tiny-8",
             "n_train": 256, "n_test": 200, "epochs": 1, "batch_size": 64, "lr": 0.05, "seeds": [0, 1],
             "sweep_train": 128, "sweep_test": 100, "sweep_epochs": 1, "sweep_lrs": [0.05, 0.2], "sweep_steps": [1.0],
+            "sweep_seeds": [0, 1], "cos_steps": 12, "cos_window": 3,
         },
         "laptop": {
             "surface_steps": 450, "grid_points": 200, "noise_seeds": 20, "data_source": "full", "model": "tiny-16",
             "n_train": 4000, "n_test": 2000, "epochs": 5, "batch_size": 64, "lr": 0.05, "seeds": [0, 1, 2, 3],
-            "sweep_train": 1000, "sweep_test": 1000, "sweep_epochs": 3, "sweep_lrs": [0.02, 0.05, 0.2],
-            "sweep_steps": [0.5, 1.0, 2.0],
+            "sweep_train": 1000, "sweep_test": 1000, "sweep_epochs": 2, "sweep_lrs": [0.02, 0.05, 0.2],
+            "sweep_steps": [0.5, 1.0, 2.0], "sweep_seeds": [0, 1, 2], "cos_steps": 240, "cos_window": 8,
         },
         "gpu": {
             "surface_steps": 450, "grid_points": 200, "noise_seeds": 20, "data_source": "full", "model": "tiny-64",
             "n_train": None, "n_test": None, "epochs": 20, "batch_size": 128, "lr": 0.1, "seeds": [0, 1, 2, 3, 4],
             "sweep_train": 10000, "sweep_test": None, "sweep_epochs": 10, "sweep_lrs": [0.02, 0.05, 0.1, 0.2, 0.4],
-            "sweep_steps": [0.5, 1.0, 2.0],
+            "sweep_steps": [0.5, 1.0, 2.0], "sweep_seeds": [0, 1, 2], "cos_steps": 600, "cos_window": 10,
         },
     },
     # --- end 05 ---
     # --- 06 merge and run ---
-    # train_n / grad_n: blocks per stage (DMRNet and inception-like of depth 6n+2, ResNet of depth 12n+2)
+    # train_n / grad_n: blocks per stage (DMRNet and inception-like of depth 6n+2, ResNet of depth 12n+2);
+    # train_seeds: one training run per network and seed
     "06_merge_and_run": {
         "smoke": {"data_source": "sample", "n_train": 128, "n_test": 100, "epochs": 1, "batch_size": 64,
-                  "train_n": 1, "grad_n": 1, "grad_batch": 8},
+                  "train_n": 1, "grad_n": 1, "grad_batch": 8, "train_seeds": [0, 1]},
         "laptop": {"data_source": "full", "n_train": 2000, "n_test": 1000, "epochs": 3, "batch_size": 64,
-                   "train_n": 1, "grad_n": 9, "grad_batch": 8},
+                   "train_n": 1, "grad_n": 9, "grad_batch": 8, "train_seeds": [0, 1, 2]},
         "gpu": {"data_source": "full", "n_train": None, "n_test": None, "epochs": 30, "batch_size": 128,
-                "train_n": 9, "grad_n": 9, "grad_batch": 64},
+                "train_n": 9, "grad_n": 9, "grad_batch": 64, "train_seeds": [0, 1, 2]},
     },
     # --- end 06 ---
     # --- 07 cifar10 gpu ---

@@ -235,3 +235,18 @@ def test_float32_model_warns_and_is_not_changed():
         result = llr.model_rank(model, _inputs(60).float())
     assert result.rank == 12
     assert all(p.dtype == torch.float32 for p in model.parameters())
+
+
+def test_recovery_experiment_dropout_is_training_only_and_validated():
+    common = dict(seeds=1, steps=200, n_test=50)
+    plain = llr.recovery_experiment(3, 6, (1,), (3.0,), **common)
+    none_dropped = llr.recovery_experiment(3, 6, (1,), (3.0,), dropout=0.5, dropout_steps=0, **common)
+    assert np.array_equal(plain.test_error, none_dropped.test_error)  # no dropout step: the same run
+    dropped = llr.recovery_experiment(3, 6, (1,), (3.0,), dropout=0.5, **common)
+    assert np.all(np.isfinite(dropped.test_error)) and not np.array_equal(plain.test_error, dropped.test_error)
+    # dropout noise keeps the training fit away from an exact interpolation
+    assert dropped.train_error[0, 0, 0] > plain.train_error[0, 0, 0]
+    with pytest.raises(ValueError, match="dropout=1.0"):
+        llr.recovery_experiment(3, 6, (1,), (1.0,), dropout=1.0)
+    with pytest.raises(ValueError, match="dropout_steps=7"):
+        llr.recovery_experiment(3, 6, (1,), (1.0,), steps=5, dropout=0.1, dropout_steps=7)

@@ -163,3 +163,24 @@ def test_absurd_widths_are_refused_with_an_estimate():
     with pytest.raises(ValueError, match=r"resnet\(depth=8, widen=10000\) would need about [\d.]+ TiB"):
         mr.resnet(8, widen=10**4)
     assert mr.count_parameters(mr.dmrnet(np.int64(8), num_classes=np.int32(3))) > 0
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_merge_and_run_block_is_one_wider_block_with_grouped_convolutions(training):
+    torch.manual_seed(0)
+    block = mr.MergeRunBlock(8, 8).double()
+    for bn in (m for m in block.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+        bn.running_mean.normal_(), bn.running_var.uniform_(0.5, 2.0), bn.weight.data.normal_(), bn.bias.data.normal_()
+    block.train(training)
+    wide = mr.as_wide_block(block)
+    x, y = torch.randn(3, 8, 6, 6, dtype=torch.float64), torch.randn(3, 8, 6, 6, dtype=torch.float64)
+    assert torch.equal(wide(torch.cat([x, y], 1)), torch.cat(block((x, y)), 1))
+    assert mr.count_parameters(wide) == mr.count_parameters(block)
+    assert all(conv.groups == 2 for conv in wide.modules() if isinstance(conv, torch.nn.Conv2d))
+
+
+def test_as_wide_block_refuses_blocks_that_change_shape_or_do_not_merge():
+    for block in (mr.MergeRunBlock(8, 16, stride=2), mr.MergeRunBlock(8, 8, last=True),
+                  mr.MergeRunBlock(8, 8, merge="identity"), mr.ResidualBlock(8, 8)):
+        with pytest.raises(ValueError, match="block must"):
+            mr.as_wide_block(block)

@@ -364,3 +364,62 @@ def test_max_stable_lr_is_the_first_crossing(p):
     assert np.abs(plp.cycle_factor(grid, p)).max() < 1
     assert abs(plp.cycle_factor(limit + 1e-4, p)) > 1
     assert plp.max_stable_lr(-3.0) == 0.0
+
+
+def _batches(steps, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    return [(torch.randn(16, 4, generator=gen), torch.randint(0, 3, (16,), generator=gen)) for _ in range(steps)]
+
+
+def test_update_cosines_match_a_hand_computed_run():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 5), torch.nn.Tanh(), torch.nn.Linear(5, 3))
+    reference = copy.deepcopy(net)
+    batches = _batches(6)
+    result = plp.update_cosines(net, batches, lr=0.1, momentum=0.9)
+    opt = torch.optim.SGD(reference.parameters(), lr=0.1, momentum=0.9)
+    points = [torch.cat([p.detach().flatten() for p in reference.parameters()]).double()]
+    for x, y in batches:
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(reference(x), y).backward()
+        opt.step()
+        points.append(torch.cat([p.detach().flatten() for p in reference.parameters()]).double())
+    steps = [b - a for a, b in zip(points, points[1:])]
+    cos = lambda u, v: float(u @ v / (u.norm() * v.norm()))  # noqa: E731
+    assert result.lag1 == pytest.approx([cos(steps[t], steps[t + 1]) for t in range(5)])
+    assert result.lag2 == pytest.approx([cos(steps[t], steps[t + 2]) for t in range(4)])
+    assert result.norms == pytest.approx([float(s.norm()) for s in steps])
+    expected = [float((steps[t] - steps[t + 2]).norm() / steps[t].norm()) for t in range(4)]
+    assert result.jump_errors() == pytest.approx(expected)
+    assert len(result.losses) == 6 and result.every == 1
+
+
+class _Linear(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(3, dtype=torch.float64))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x @ self.weight
+
+
+def test_update_cosines_straight_path_and_windows():
+    # loss -sum(x . w) has the constant gradient -2 per coordinate: a straight line at constant speed
+    batches = [(torch.ones(2, 3, dtype=torch.float64), torch.zeros(2))] * 9
+    result = plp.update_cosines(_Linear(), batches, lr=0.1, loss_fn=lambda out, target: -out.sum(), every=3)
+    assert result.lag1 == pytest.approx([1.0, 1.0]) and result.lag2 == pytest.approx([1.0])
+    assert result.norms == pytest.approx([0.6 * math.sqrt(3)] * 3)  # 3 steps of 0.2 per coordinate
+    assert result.jump_errors() == pytest.approx([0.0], abs=1e-9)
+    assert len(result.losses) == 9 and result.every == 3
+
+
+def test_update_cosines_rejects_bad_settings():
+    net = torch.nn.Linear(4, 3)
+    with pytest.raises(ValueError, match="lr=0"):
+        plp.update_cosines(net, _batches(3), lr=0)
+    with pytest.raises(ValueError, match="momentum=1"):
+        plp.update_cosines(net, _batches(3), lr=0.1, momentum=1)
+    with pytest.raises(ValueError, match="every=0"):
+        plp.update_cosines(net, _batches(3), lr=0.1, every=0)
+    with pytest.raises(ValueError, match="at least 3"):
+        plp.update_cosines(net, _batches(2), lr=0.1)
