@@ -44,7 +44,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from . import config, data
+from . import config, data, validation
 
 __all__ = [
     "LAUNCH_VARIABLES",
@@ -323,6 +323,13 @@ def _synthetic_cache(folder: Path, n_train: int, n_test: int) -> Path:
     return data.write_cache(folder / "cifar10", split(n_train), split(n_test), tuple(f"c{i}" for i in range(10)))
 
 
+def _failure(stderr: str) -> str:
+    """The line of a failed run's stderr that says why: the trainer's own error line if there is one."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    said = [line for line in lines if ": error: " in line or line.startswith(("ValueError", "RuntimeError"))]
+    return (said or lines or ["no error output"])[0]
+
+
 def bench(
     processes: Sequence[int] = (1, 2),
     model: str = "fast",
@@ -340,7 +347,15 @@ def bench(
     split evenly between the processes as threads. Returns one dict per N: ``processes``, ``threads``,
     ``images_per_second``, ``speedup`` (against the first entry) and ``test_acc``. Introduced in notebook 07.
     """
-    cores = cores or os.cpu_count() or 1
+    processes = validation.integers("processes", processes, 1)
+    if not isinstance(model, str):
+        raise TypeError(f"model must be a model name such as 'fast', got {type(model).__name__}")
+    for name, value in (("n_train", n_train), ("batch_size", batch_size), ("epochs", epochs)):
+        validation.integer(name, value, 1)
+    cores = os.cpu_count() or 1 if cores is None else validation.integer("cores", cores, 1)
+    validation.real("timeout_s", timeout_s, 0, low_open=True)
+    if data_folder is not None:
+        validation.path("data_folder", data_folder)
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(data_folder) if data_folder is not None else _synthetic_cache(Path(tmp), n_train, 200)
@@ -357,7 +372,8 @@ def bench(
             run = subprocess.run(command, capture_output=True, text=True, env=env, cwd=config.REPO_ROOT,
                                  timeout=timeout_s)
             if run.returncode != 0:
-                raise RuntimeError(f"{' '.join(command)} failed:\n{run.stderr[-2000:]}")
+                raise RuntimeError(f"the run with {n} process(es) failed: {_failure(run.stderr)}\n"
+                                   f"{' '.join(command)}:\n{run.stderr[-2000:]}")
             result = json.loads(out.read_text())
             rows.append(dict(processes=n, threads=threads, images_per_second=result["images_per_second"],
                              test_acc=result["test_acc"]))
@@ -380,7 +396,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_argument("--data", default=None, help="a CIFAR cache folder (default: random images)")
     sub.add_argument("--cores", type=int, default=None, help="CPU cores to share between the processes")
     args = parser.parse_args(argv)
-    rows = bench(args.processes, args.model, args.n_train, args.batch_size, args.epochs, args.data, args.cores)
+    try:
+        rows = bench(args.processes, args.model, args.n_train, args.batch_size, args.epochs, args.data, args.cores)
+    except (TypeError, ValueError, RuntimeError) as exc:  # RuntimeError: a run failed; its first line says why
+        parser.error(str(exc).splitlines()[0])
     print(f"{args.model}, global batch {args.batch_size}, {args.n_train} images x {args.epochs} epochs, CPU + gloo")
     print(f"{'processes':>9} {'threads each':>12} {'images/s':>9} {'speed-up':>8}")
     for row in rows:
