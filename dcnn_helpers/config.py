@@ -102,6 +102,8 @@ def seed_everything(seed: int, deterministic: bool = True) -> torch.Generator:
     Returns a ``torch.Generator`` seeded with ``seed`` for code that prefers an explicit generator.
     """
     seed = validation.integer("seed", seed, 0)
+    if not isinstance(deterministic, bool):
+        raise TypeError(f"deterministic must be True or False, got {deterministic!r}")
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)

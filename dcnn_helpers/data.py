@@ -95,7 +95,7 @@ class DataError(RuntimeError):
 
 def sha256(path: Path) -> str:
     """Hex SHA-256 digest of a file."""
-    return _digest(path, hashlib.sha256())
+    return _digest(validation.path("path", path), hashlib.sha256())
 
 
 def _digest(path: Path, digest) -> str:

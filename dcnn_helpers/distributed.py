@@ -90,6 +90,8 @@ def launch_from_env(environ: Mapping[str, str] | None = None) -> Launch | None:
     Raises ValueError when only some are set or the values are inconsistent. Introduced in notebook 07.
     """
     env = os.environ if environ is None else environ
+    if not isinstance(env, Mapping):
+        raise TypeError(f"environ must be a mapping of variable names to values, got {type(env).__name__}")
     present = [name for name in LAUNCH_VARIABLES if name in env]
     if not present:
         return None
@@ -117,6 +119,10 @@ def backend_for(device: torch.device, backend: str | None = None) -> str:
     NCCL exchanges tensors between GPUs only, so asking for it on a process without a GPU is a ValueError.
     Introduced in notebook 07.
     """
+    if isinstance(device, str):
+        device = config.device(device)
+    if not isinstance(device, torch.device):
+        raise TypeError(f"device must be a torch.device or a device name, got {type(device).__name__}")
     if backend is None:
         return "nccl" if device.type == "cuda" else "gloo"
     if backend not in BACKENDS:
@@ -200,6 +206,8 @@ def local_batch(batch_size: int, world_size: int) -> int:
     Keeping the *global* batch fixed keeps the learning rate and schedule meaningful at any number of processes.
     Introduced in notebook 07.
     """
+    world_size = validation.integer("world_size", world_size, 1)
+    batch_size = validation.integer("batch_size", batch_size, 1)
     if batch_size % world_size:
         raise ValueError(
             f"batch size {batch_size} is not divisible by the {world_size} processes: the global batch is split into "
@@ -230,6 +238,9 @@ def shard_epoch(plan: Any, steps: int, batch_size: int, rank: int | None = None,
 def shard_range(n: int, rank: int, world_size: int) -> slice:
     """Rank ``rank``'s contiguous part of ``n`` items: sizes differ by at most one, the parts cover each item
     exactly once. Introduced in notebook 07."""
+    n = validation.integer("n", n, 0)
+    world_size = validation.integer("world_size", world_size, 1)
+    rank = validation.integer("rank", rank, 0, world_size - 1)
     bounds = np.linspace(0, n, world_size + 1).round().astype(int)
     return slice(int(bounds[rank]), int(bounds[rank + 1]))
 
