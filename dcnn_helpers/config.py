@@ -74,7 +74,11 @@ def device(prefer: str | None = None) -> torch.device:
         raise TypeError(f"prefer must be a device name such as 'cpu' or 'cuda', got {type(prefer).__name__}")
     wanted = prefer or os.environ.get(DEVICE_ENV, "").strip() or None
     if wanted is not None:
-        dev = torch.device(wanted)
+        try:
+            dev = torch.device(wanted)
+        except RuntimeError:  # torch lists two dozen device types; name the setting and the usual ones
+            source = "prefer" if prefer else DEVICE_ENV
+            raise ValueError(f"{source}={str(wanted)!r} is not a device; use cpu, cuda, cuda:N or mps") from None
         if dev.type == "cuda" and not torch.cuda.is_available():
             raise RuntimeError(f"device {wanted!r} was asked for, but CUDA is not available here; use 'cpu'")
         if dev.type == "mps" and not _mps_available():
@@ -98,6 +102,8 @@ def seed_everything(seed: int, deterministic: bool = True) -> torch.Generator:
     Returns a ``torch.Generator`` seeded with ``seed`` for code that prefers an explicit generator.
     """
     seed = validation.integer("seed", seed, 0)
+    if not isinstance(deterministic, bool):
+        raise TypeError(f"deterministic must be True or False, got {deterministic!r}")
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -109,7 +115,7 @@ def seed_everything(seed: int, deterministic: bool = True) -> torch.Generator:
 def data_dir(root: str | os.PathLike | None = None) -> Path:
     """Where data lives: ``root`` if given, else ``DCNN_DATA``, else the repository's ``data/`` folder."""
     if root is not None:
-        return Path(root).expanduser()
+        return validation.path("root", root).expanduser()
     env = os.environ.get(DATA_ENV, "").strip()
     return Path(env).expanduser() if env else REPO_ROOT / "data"
 

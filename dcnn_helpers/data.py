@@ -4,8 +4,10 @@ Introduced in notebook 07 (CIFAR-10 on a GPU); notebooks 05 and 06 use it for th
 
 The cache is a folder of ``data_batch_1.npz`` ... ``data_batch_5.npz`` and ``test_batch.npz``; each file holds
 ``images`` (uint8, N x 32 x 32 x 3, HWC, RGB), ``labels`` (int64) and ``classes`` (the class names in label order),
-plus ``SHA256SUMS`` in the format of ``sha256sum``. Any number of classes works (CIFAR-100 in the same layout too).
-Every file is written to a temporary name and renamed into place, so a failure never leaves a partial file.
+plus ``SHA256SUMS`` in a format ``sha256sum -c`` reads. Any number of classes works (CIFAR-100 in the same layout too).
+Every file is written atomically (:mod:`dcnn_helpers.fileio`), so a failure never leaves a partial file. The data are
+checked, not only checksummed: on writing and on loading, images must be uint8 N x H x W x 3, labels one class index
+per image, and every file must name the same classes; a problem is reported with the file and what is wrong.
 The cache is built from torchvision's ``cifar-10-python.tar.gz`` when one is on disk (checked against its published
 MD5), else downloaded through torchvision.
 """
@@ -15,16 +17,18 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import re
 import shutil
 import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 
-from . import config, validation
+from . import config, fileio, validation
 
 __all__ = ["ImageData", "DataError", "sha256", "write_cache", "cache_problems", "load_cifar", "prepare_cifar10",
            "sample_path", "load_sample", "course_cifar10", "CACHE_FILES", "CHECKSUMS", "CIFAR10_FOLDER", "SOURCES"]
@@ -43,13 +47,32 @@ TARBALL_MD5 = "c58f30108f718f92721af3b95e74349a"  # its published MD5 (the one t
 
 @dataclass
 class ImageData:
-    """Images as uint8 tensors (N x 32 x 32 x 3), labels as int64 tensors, and the class names."""
+    """Images as uint8 tensors (N x 32 x 32 x 3), labels as int64 tensors, and the class names.
+
+    Checked when made: uint8 images with three channels last, one int64 label per image below the number of
+    classes, training and test images of one size (TypeError or ValueError naming the field otherwise).
+    """
 
     train_images: torch.Tensor
     train_labels: torch.Tensor
     test_images: torch.Tensor
     test_labels: torch.Tensor
     classes: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        self.classes = _check_classes("classes", self.classes)
+        for split in ("train", "test"):
+            images, labels = getattr(self, f"{split}_images"), getattr(self, f"{split}_labels")
+            for name, value in ((f"{split}_images", images), (f"{split}_labels", labels)):
+                if not isinstance(value, torch.Tensor):
+                    raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+            _check_images(f"{split}_images", images)
+            _check_labels(f"{split}_labels", labels, len(images), len(self.classes))
+            if labels.dtype != torch.int64:
+                raise TypeError(f"{split}_labels must be int64, got {labels.dtype}")
+        if self.train_images.shape[1:] != self.test_images.shape[1:]:
+            raise ValueError(f"test_images are {tuple(self.test_images.shape[1:])} but train_images "
+                             f"{tuple(self.train_images.shape[1:])}: both splits need one image size")
 
     @property
     def num_classes(self) -> int:
@@ -72,7 +95,7 @@ class DataError(RuntimeError):
 
 def sha256(path: Path) -> str:
     """Hex SHA-256 digest of a file."""
-    return _digest(path, hashlib.sha256())
+    return _digest(validation.path("path", path), hashlib.sha256())
 
 
 def _digest(path: Path, digest) -> str:
@@ -82,28 +105,72 @@ def _digest(path: Path, digest) -> str:
     return digest.hexdigest()
 
 
-def _atomic_write(path: Path, write) -> None:
-    """Call ``write(file_object)`` on a temporary file beside ``path``, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _as_array(what: str, value: Any) -> np.ndarray:
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().numpy()
+    if not isinstance(value, (np.ndarray, list, tuple)):
+        raise TypeError(f"{what} must be an array, got {type(value).__name__}")
+    return np.asarray(value)
 
 
-def _write_npz(path: Path, images: np.ndarray, labels: np.ndarray, classes) -> None:
-    images = np.ascontiguousarray(images, dtype=np.uint8)
-    if images.ndim != 4 or images.shape[3] != 3:
-        raise ValueError(f"images must be N x H x W x 3 uint8, got shape {images.shape}")
-    labels = np.asarray(labels, dtype=np.int64)
-    if labels.shape != (len(images),):
-        raise ValueError(f"labels must have shape ({len(images)},), got {labels.shape}")
-    classes = np.asarray(list(classes), dtype=str)
-    _atomic_write(path, lambda f: np.savez_compressed(f, images=images, labels=labels, classes=classes))
+def _shape_hint(shape: tuple[int, ...]) -> str:
+    if len(shape) == 4 and shape[1] == 3:
+        return "channels first? use images.transpose(0, 2, 3, 1) for N x H x W x 3"
+    if len(shape) == 3 or (len(shape) == 4 and shape[3] == 1):
+        return "grey images? the cache holds colour images, N x H x W x 3"
+    return "the cache holds colour images, N x H x W x 3 (channels last), at least one"
+
+
+def _check_images(what: str, images: Any) -> np.ndarray:
+    """``images`` as a uint8 N x H x W x 3 array (N >= 1); TypeError or ValueError naming ``what`` otherwise."""
+    images = _as_array(what, images)
+    if images.dtype.kind == "f":
+        raise TypeError(f"{what} are {images.dtype}; the cache holds uint8 pixels 0-255 (floats in [0, 1]: "
+                        "(images * 255).round().astype(np.uint8))")
+    if images.dtype.kind not in "ui":
+        raise TypeError(f"{what} must hold uint8 pixels 0-255, got dtype {images.dtype}")
+    if images.ndim != 4 or images.shape[3] != 3 or min(images.shape) == 0:
+        raise ValueError(f"{what} have shape {images.shape}: {_shape_hint(images.shape)}")
+    if images.dtype != np.uint8 and (images.min() < 0 or images.max() > 255):
+        raise ValueError(f"{what} hold values from {images.min()} to {images.max()}; pixels must lie in 0-255")
+    return images.astype(np.uint8, copy=False)
+
+
+def _check_labels(what: str, labels: Any, n_images: int, n_classes: int) -> np.ndarray:
+    """``labels`` as int64, one per image, each in ``0 .. n_classes - 1``; TypeError or ValueError otherwise."""
+    labels = _as_array(what, labels)
+    if labels.dtype.kind not in "ui":
+        raise TypeError(f"{what} must be integer class indices, got dtype {labels.dtype}")
+    if labels.shape != (n_images,):
+        raise ValueError(f"{what} have shape {labels.shape}, but one label per image needs ({n_images},)")
+    outside = labels[(labels < 0) | (labels >= n_classes)]
+    if outside.size:
+        raise ValueError(f"{what} hold {outside[0]}, outside 0-{n_classes - 1} (there are {n_classes} classes)")
+    return labels.astype(np.int64, copy=False)
+
+
+def _check_classes(what: str, classes: Any) -> tuple[str, ...]:
+    """``classes`` as a tuple of distinct, non-empty names (at least one)."""
+    if isinstance(classes, (str, bytes)) or not isinstance(classes, (Sequence, np.ndarray)) or np.ndim(classes) != 1:
+        raise TypeError(f"{what} must be a sequence of class names, got {type(classes).__name__}")
+    names = tuple(classes)
+    if not all(isinstance(name, str) for name in names):
+        raise TypeError(f"{what} must be class names (strings), got {names[:3]!r}")
+    if not names or not all(name.strip() for name in names) or len(set(names)) < len(names):
+        raise ValueError(f"{what} must be distinct, non-empty names (at least one), got {names[:12]!r}")
+    return tuple(str(name) for name in names)
+
+
+def _check_split(what: str, split: Any, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    if not isinstance(split, (tuple, list)) or len(split) != 2:
+        raise TypeError(f"{what} must be a pair (images, labels), got {type(split).__name__}")
+    images = _check_images(f"{what} images", split[0])
+    return images, _check_labels(f"{what} labels", split[1], len(images), n_classes)
+
+
+def _write_npz(path: Path, images: np.ndarray, labels: np.ndarray, classes: tuple[str, ...]) -> None:
+    arrays = dict(images=np.ascontiguousarray(images), labels=labels, classes=np.asarray(classes, dtype=str))
+    fileio.atomic_write(path, lambda f: np.savez_compressed(f, **arrays))
 
 
 def write_cache(
@@ -112,42 +179,111 @@ def write_cache(
     test: tuple[np.ndarray, np.ndarray],
     classes,
 ) -> Path:
-    """Write ``train=(images, labels)`` split over five files and ``test`` into the cache layout, with checksums."""
-    folder = Path(folder)
+    """Write ``train=(images, labels)`` split over five files and ``test`` into the cache layout, with checksums.
+
+    Images must be uint8 (or integers in 0-255) N x H x W x 3, labels integer class indices below ``len(classes)``,
+    one per image; everything is checked before the first file is written.
+    """
+    folder = validation.path("folder", folder)
+    classes = _check_classes("classes", classes)
+    train = _check_split("train", train, len(classes))
+    test = _check_split("test", test, len(classes))
+    if train[0].shape[1:] != test[0].shape[1:]:
+        raise ValueError(f"test images are {test[0].shape[1:]} but train images {train[0].shape[1:]}: one size, please")
+    if len(train[1]) < len(TRAIN_FILES):
+        raise ValueError(f"train holds {len(train[1])} images; the cache spreads them over {len(TRAIN_FILES)} files")
     chunks = np.array_split(np.arange(len(train[1])), len(TRAIN_FILES))
     for name, index in zip(TRAIN_FILES, chunks):
         _write_npz(folder / name, train[0][index], train[1][index], classes)
     _write_npz(folder / TEST_FILE, test[0], test[1], classes)
-    sums = "".join(f"{sha256(folder / name)}  {name}\n" for name in CACHE_FILES)
-    _atomic_write(folder / CHECKSUMS, lambda f: f.write(sums.encode()))
+    fileio.write_text(folder / CHECKSUMS, "".join(f"{sha256(folder / name)}  {name}\n" for name in CACHE_FILES))
     return folder
 
 
 def cache_problems(folder: str | os.PathLike) -> list[str]:
     """What is wrong with the cache in ``folder``: missing files, no checksums, checksum mismatches; [] when fine."""
-    folder = Path(folder)
+    folder = validation.path("folder", folder)
     missing = [name for name in CACHE_FILES if not (folder / name).is_file()]
     if missing:
         return [f"missing {name}" for name in missing]
     if not (folder / CHECKSUMS).is_file():
         return [f"missing {CHECKSUMS}"]
-    expected = _read_checksums(folder / CHECKSUMS)
-    return [
-        f"{name} is corrupt or truncated (SHA-256 differs from {CHECKSUMS})"
-        for name in CACHE_FILES
-        if expected.get(name) != sha256(folder / name)
-    ]
+    try:
+        expected = _read_checksums(folder / CHECKSUMS)
+        return [
+            f"{name} is corrupt or truncated (SHA-256 differs from {CHECKSUMS})"
+            for name in CACHE_FILES
+            if expected.get(name) != sha256(folder / name)
+        ]
+    except (DataError, OSError) as exc:
+        return [_error_line(exc)]
+
+
+def _error_line(exc: BaseException) -> str:
+    """``exc`` in one line: an OSError as ``file: reason``."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
+    return str(exc)
+
+
+_SUM_LINE = re.compile(r"(?P<escaped>\\?)(?P<digest>[0-9a-fA-F]{64})[ \t][ *]?(?P<name>.+)")
+_TAG_LINE = re.compile(r"(?P<escaped>\\?)SHA256 \((?P<name>.+)\) = (?P<digest>[0-9a-fA-F]{64})")
 
 
 def _read_checksums(path: Path) -> dict[str, str]:
-    """File name -> hex digest, from a file in ``sha256sum`` format."""
-    pairs = (line.split(maxsplit=1) for line in path.read_text().splitlines() if line.strip())
-    return {name.strip().lstrip("*"): digest for digest, name in pairs}
+    """File name -> lower-case hex digest, from a file that ``sha256sum -c`` accepts.
+
+    Lines ``DIGEST  NAME``, ``DIGEST *NAME`` (binary mark) or ``SHA256 (NAME) = DIGEST`` (``--tag``), digests in
+    either case, blank and ``#`` lines skipped; a malformed line raises DataError with its line number.
+    """
+    sums = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        line = line.rstrip("\r").lstrip()
+        if not line or line.startswith("#"):
+            continue
+        match = _SUM_LINE.fullmatch(line) or _TAG_LINE.fullmatch(line)
+        if match is None:
+            raise DataError(f"{path} line {number} is not a SHA-256 line ('<64 hex digits>  <file name>' or "
+                            f"'SHA256 (<file name>) = <64 hex digits>'): {line[:80]!r}")
+        name = match["name"]
+        if match["escaped"]:  # sha256sum escapes names holding a backslash or a newline
+            name = re.sub(r"\\(.)", lambda m: {"n": "\n", "r": "\r"}.get(m[1], m[1]), name)
+        sums[name] = match["digest"].lower()
+    return sums
 
 
 def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
-    with np.load(path, allow_pickle=False) as npz:
-        return npz["images"], npz["labels"], tuple(str(c) for c in npz["classes"])
+    """Images, labels and class names of one cache file, checked; DataError naming the file and the problem."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            missing = [key for key in ("images", "labels", "classes") if key not in npz.files]
+            if missing:
+                raise DataError(f"{path} has no array {missing[0]!r}: not a cache file")
+            images, labels, classes = npz["images"], npz["labels"], npz["classes"]
+    except DataError:
+        raise
+    except Exception as exc:  # not a zip, truncated, a pickle, a bare .npy: numpy raises many kinds
+        raise DataError(f"{path} cannot be read as a cache file ({type(exc).__name__}: {exc})") from None
+    try:
+        classes = _check_classes("classes", classes.tolist() if classes.ndim == 1 else classes)  # numpy str -> str
+        images = _check_images("images", images)
+        return images, _check_labels("labels", labels, len(images), len(classes)), classes
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{path}: its {exc}. Rewrite the cache with dcnn_helpers.data.write_cache") from None
+
+
+def _read_cache(folder: Path) -> list[tuple[np.ndarray, np.ndarray, tuple[str, ...]]]:
+    """Every file of the cache, checked one by one and against the first (same classes, same image size)."""
+    parts = [_read_npz(folder / name) for name in CACHE_FILES]
+    first = parts[0]
+    for name, (images, _, classes) in zip(CACHE_FILES, parts):
+        if classes != first[2]:
+            raise DataError(f"{folder / name} names the classes {classes[:4]}... but {CACHE_FILES[0]} "
+                            f"{first[2][:4]}...: every file of a cache needs the same classes, in the same order")
+        if images.shape[1:] != first[0].shape[1:]:
+            raise DataError(f"{folder / name} holds {images.shape[1:]} images but {CACHE_FILES[0]} "
+                            f"{first[0].shape[1:]}: every file of a cache needs one image size")
+    return parts
 
 
 def load_cifar(folder: str | os.PathLike, verify: bool = True) -> ImageData:
@@ -158,12 +294,11 @@ def load_cifar(folder: str | os.PathLike, verify: bool = True) -> ImageData:
     """
     if not isinstance(verify, bool):
         raise TypeError(f"verify must be True or False, got {verify!r}")
-    folder = Path(folder)
+    folder = validation.path("folder", folder)
     problems = cache_problems(folder) if verify else [f"missing {n}" for n in CACHE_FILES if not (folder / n).is_file()]
     if problems:
         raise DataError(f"the CIFAR cache in {folder} is not usable: {'; '.join(problems)}. {_how_to_provide(folder)}")
-    parts = [_read_npz(folder / name) for name in TRAIN_FILES]
-    test_images, test_labels, classes = _read_npz(folder / TEST_FILE)
+    *parts, (test_images, test_labels, classes) = _read_cache(folder)
     return ImageData(
         torch.from_numpy(np.concatenate([p[0] for p in parts])),
         torch.from_numpy(np.concatenate([p[1] for p in parts])),
@@ -275,7 +410,8 @@ def sample_path() -> Path:
 def load_sample() -> ImageData:
     """The committed sample: its first 800 images as a training set, the other 200 as a test set. No download."""
     path = sample_path()
-    if not path.is_file() or _read_checksums(path.parent / CHECKSUMS).get(SAMPLE_FILE) != sha256(path):
+    sums = path.parent / CHECKSUMS
+    if not path.is_file() or not sums.is_file() or _read_checksums(sums).get(SAMPLE_FILE) != sha256(path):
         raise DataError(f"the CIFAR-10 sample {path} is missing or corrupt; restore it with `git checkout -- data/`")
     images, labels, classes = _read_npz(path)
     images, labels = torch.from_numpy(images), torch.from_numpy(labels)

@@ -44,7 +44,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from . import config, data
+from . import config, data, validation
 
 __all__ = [
     "LAUNCH_VARIABLES",
@@ -90,6 +90,8 @@ def launch_from_env(environ: Mapping[str, str] | None = None) -> Launch | None:
     Raises ValueError when only some are set or the values are inconsistent. Introduced in notebook 07.
     """
     env = os.environ if environ is None else environ
+    if not isinstance(env, Mapping):
+        raise TypeError(f"environ must be a mapping of variable names to values, got {type(env).__name__}")
     present = [name for name in LAUNCH_VARIABLES if name in env]
     if not present:
         return None
@@ -117,6 +119,10 @@ def backend_for(device: torch.device, backend: str | None = None) -> str:
     NCCL exchanges tensors between GPUs only, so asking for it on a process without a GPU is a ValueError.
     Introduced in notebook 07.
     """
+    if isinstance(device, str):
+        device = config.device(device)
+    if not isinstance(device, torch.device):
+        raise TypeError(f"device must be a torch.device or a device name, got {type(device).__name__}")
     if backend is None:
         return "nccl" if device.type == "cuda" else "gloo"
     if backend not in BACKENDS:
@@ -200,6 +206,8 @@ def local_batch(batch_size: int, world_size: int) -> int:
     Keeping the *global* batch fixed keeps the learning rate and schedule meaningful at any number of processes.
     Introduced in notebook 07.
     """
+    world_size = validation.integer("world_size", world_size, 1)
+    batch_size = validation.integer("batch_size", batch_size, 1)
     if batch_size % world_size:
         raise ValueError(
             f"batch size {batch_size} is not divisible by the {world_size} processes: the global batch is split into "
@@ -230,6 +238,9 @@ def shard_epoch(plan: Any, steps: int, batch_size: int, rank: int | None = None,
 def shard_range(n: int, rank: int, world_size: int) -> slice:
     """Rank ``rank``'s contiguous part of ``n`` items: sizes differ by at most one, the parts cover each item
     exactly once. Introduced in notebook 07."""
+    n = validation.integer("n", n, 0)
+    world_size = validation.integer("world_size", world_size, 1)
+    rank = validation.integer("rank", rank, 0, world_size - 1)
     bounds = np.linspace(0, n, world_size + 1).round().astype(int)
     return slice(int(bounds[rank]), int(bounds[rank + 1]))
 
@@ -323,6 +334,13 @@ def _synthetic_cache(folder: Path, n_train: int, n_test: int) -> Path:
     return data.write_cache(folder / "cifar10", split(n_train), split(n_test), tuple(f"c{i}" for i in range(10)))
 
 
+def _failure(stderr: str) -> str:
+    """The line of a failed run's stderr that says why: the trainer's own error line if there is one."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    said = [line for line in lines if ": error: " in line or line.startswith(("ValueError", "RuntimeError"))]
+    return (said or lines or ["no error output"])[0]
+
+
 def bench(
     processes: Sequence[int] = (1, 2),
     model: str = "fast",
@@ -340,7 +358,15 @@ def bench(
     split evenly between the processes as threads. Returns one dict per N: ``processes``, ``threads``,
     ``images_per_second``, ``speedup`` (against the first entry) and ``test_acc``. Introduced in notebook 07.
     """
-    cores = cores or os.cpu_count() or 1
+    processes = validation.integers("processes", processes, 1)
+    if not isinstance(model, str):
+        raise TypeError(f"model must be a model name such as 'fast', got {type(model).__name__}")
+    for name, value in (("n_train", n_train), ("batch_size", batch_size), ("epochs", epochs)):
+        validation.integer(name, value, 1)
+    cores = os.cpu_count() or 1 if cores is None else validation.integer("cores", cores, 1)
+    validation.real("timeout_s", timeout_s, 0, low_open=True)
+    if data_folder is not None:
+        validation.path("data_folder", data_folder)
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(data_folder) if data_folder is not None else _synthetic_cache(Path(tmp), n_train, 200)
@@ -357,7 +383,8 @@ def bench(
             run = subprocess.run(command, capture_output=True, text=True, env=env, cwd=config.REPO_ROOT,
                                  timeout=timeout_s)
             if run.returncode != 0:
-                raise RuntimeError(f"{' '.join(command)} failed:\n{run.stderr[-2000:]}")
+                raise RuntimeError(f"the run with {n} process(es) failed: {_failure(run.stderr)}\n"
+                                   f"{' '.join(command)}:\n{run.stderr[-2000:]}")
             result = json.loads(out.read_text())
             rows.append(dict(processes=n, threads=threads, images_per_second=result["images_per_second"],
                              test_acc=result["test_acc"]))
@@ -380,7 +407,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_argument("--data", default=None, help="a CIFAR cache folder (default: random images)")
     sub.add_argument("--cores", type=int, default=None, help="CPU cores to share between the processes")
     args = parser.parse_args(argv)
-    rows = bench(args.processes, args.model, args.n_train, args.batch_size, args.epochs, args.data, args.cores)
+    try:
+        rows = bench(args.processes, args.model, args.n_train, args.batch_size, args.epochs, args.data, args.cores)
+    except (TypeError, ValueError, RuntimeError) as exc:  # RuntimeError: a run failed; its first line says why
+        parser.error(str(exc).splitlines()[0])
     print(f"{args.model}, global batch {args.batch_size}, {args.n_train} images x {args.epochs} epochs, CPU + gloo")
     print(f"{'processes':>9} {'threads each':>12} {'images/s':>9} {'speed-up':>8}")
     for row in rows:

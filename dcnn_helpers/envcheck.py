@@ -5,6 +5,9 @@ Introduced in notebook 00 (setup and tour). Please paste its output into every b
 Two modes: ``--full`` (the default on your own machine) checks everything ``make lab`` installs: the run-time
 dependencies and the ``lab``, ``test`` and ``tools`` extras; ``--runtime`` (the default on Google Colab) checks only
 what the notebooks need when they run, since hosted notebooks bring their own front end and need no test tools.
+
+It never crashes: a bad setting (``DCNN_PROFILE``, ``DCNN_DEVICE``), broken package metadata or an unreadable data
+folder is reported as a [FAIL] line, so the report can always be pasted.
 """
 
 from __future__ import annotations
@@ -15,13 +18,15 @@ import sys
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
-from packaging.requirements import Requirement
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.version import InvalidVersion, Version
 
 from . import config, data
 
-__all__ = ["Check", "requirements", "check_requirement", "check_device", "check_data", "run_checks", "main"]
+__all__ = ["Check", "requirements", "check_requirement", "check_profile", "check_device", "check_data", "run_checks",
+           "main"]
 
 DISTRIBUTION = "dcnn-helpers"
 FULL_EXTRAS = ("lab", "test", "tools")  # what `make lab` installs besides the run-time dependencies
@@ -55,7 +60,11 @@ def requirements(extras: tuple[str, ...] = FULL_EXTRAS) -> list[Requirement]:
         raw = _requirements_from_pyproject(config.REPO_ROOT / "pyproject.toml")
     wanted = []
     for text in raw:
-        req = Requirement(text)
+        try:
+            req = Requirement(text)
+        except InvalidRequirement as exc:
+            raise ValueError(f"the installed metadata of {DISTRIBUTION} lists an invalid requirement {text!r} "
+                             f"({str(exc).splitlines()[0]}); reinstall it with make setup") from None
         if req.marker is None or any(req.marker.evaluate({"extra": extra}) for extra in ("",) + tuple(extras)):
             wanted.append(req)
     return wanted
@@ -82,17 +91,28 @@ def check_requirement(req: Requirement) -> Check:
         version = metadata.version(req.name)
     except metadata.PackageNotFoundError:
         return Check(req.name, False, f"not installed (need {req.specifier or 'any version'})")
+    try:
+        Version(version)
+    except (InvalidVersion, TypeError):  # a dist-info folder without (valid) metadata, left by a broken install
+        return Check(req.name, False, f"installed with broken metadata (version {version!r}); reinstall it")
     ok = req.specifier.contains(version, prereleases=True)
     return Check(req.name, ok, f"{version}" + ("" if ok else f" (need {req.specifier})"))
+
+
+def check_profile() -> Check:
+    """Is ``DCNN_PROFILE`` unset or a profile, and which one is active?"""
+    try:
+        return Check("profile", True, config.profile())
+    except ValueError as exc:
+        return Check("profile", False, str(exc))
 
 
 def check_device() -> Check:
     """Which device the course will use (a CPU is fine: every notebook runs in the laptop profile)."""
     try:
-        dev = config.device()
-    except RuntimeError as exc:
+        return Check("device", True, str(config.device()))
+    except (RuntimeError, ValueError) as exc:
         return Check("device", False, str(exc))
-    return Check("device", True, f"{dev} (profile {config.profile()})")
 
 
 def check_data() -> list[Check]:
@@ -111,13 +131,32 @@ def check_data() -> list[Check]:
     return [full, Check("CIFAR-10 sample", sample.exists(), str(sample) if sample.exists() else f"missing: {sample}")]
 
 
+def _guarded(name: str, check: Callable[[], list[Check]]) -> list[Check]:
+    """``check()``, or one [FAIL] line naming what broke: the report must come out whatever is wrong."""
+    try:
+        return check()
+    except Exception as exc:  # broken metadata, an unreadable folder, ...: reported, never raised
+        return [Check(name, False, f"{type(exc).__name__}: {' '.join(str(exc).split())}")]
+
+
 def run_checks(runtime: bool = False) -> list[Check]:
     """All checks, in report order; ``runtime``: the run-time requirements only, not the extras."""
+    if not isinstance(runtime, bool):
+        raise TypeError(f"runtime must be True or False, got {runtime!r}")
+    extras = () if runtime else FULL_EXTRAS
     checks = [Check("python", sys.version_info >= (3, 10), sys.version.split()[0] + " (need >= 3.10)")]
-    checks += [check_requirement(req) for req in requirements(() if runtime else FULL_EXTRAS)]
-    checks.append(check_device())
-    checks += check_data()
+    checks += _guarded("requirements", lambda: [check_requirement(req) for req in requirements(extras)])
+    checks += _guarded("profile", lambda: [check_profile()])
+    checks += _guarded("device", lambda: [check_device()])
+    checks += _guarded("CIFAR-10", check_data)
     return checks
+
+
+def _describe() -> str:
+    try:
+        return config.describe()
+    except Exception as exc:  # the [FAIL] lines above already say what
+        return f"Python {sys.version.split()[0]} | environment not fully described ({type(exc).__name__})"
 
 
 def main(argv: Sequence[str] = ()) -> int:
@@ -135,7 +174,7 @@ def main(argv: Sequence[str] = ()) -> int:
     for check in checks:
         print(check.line())
     required_failed = [c for c in checks if not c.ok and not c.name.startswith("CIFAR-10")]
-    print(f"{config.describe()}")
+    print(_describe())
     print(
         "Checked: run-time requirements only" + (" (Colab detected; --full adds the extras)" if in_colab() else "")
         if runtime

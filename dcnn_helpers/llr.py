@@ -622,9 +622,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     bench.add_argument("--repeats", type=int, default=3)
     bench.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     args = parser.parse_args(argv)
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    result = benchmark(args.d, args.m, args.n, args.repeats)
+    try:
+        if args.threads is not None:
+            torch.set_num_threads(validation.integer("--threads", args.threads, 1))
+        result = benchmark(args.d, args.m, args.n, args.repeats)
+    except (TypeError, ValueError) as exc:
+        parser.error(str(exc))
     print(
         f"Jacobian of {int(result['params'])} parameters x {int(result['samples'])} samples "
         f"(float64, {torch.get_num_threads()} threads):\n"

@@ -38,16 +38,8 @@ import torch
 from torch import nn
 
 from dcnn_helpers import config, validation
-from dcnn_helpers._region_engine import (
-    centroids,
-    inner_edges,
-    join_equal_maps,
-    next_vertex,
-    partition_box,
-    pattern_keys,
-    patterns_at,
-    zero_segments,
-)
+from dcnn_helpers._region_engine import (centroids, inner_edges, join_equal_maps, next_vertex, partition_box,
+                                         pattern_keys, patterns_at, zero_segments)
 from dcnn_helpers._region_network import Network, activation_layers, plane_map
 from dcnn_helpers._region_segment import Segment, Undecided, piece_labels, segment_exact, segment_float
 
@@ -686,9 +678,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     bench_parser.add_argument("--repeat", type=int, default=3)
     bench_parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    try:
+        rows = bench(BENCH_WIDTHS, seed=args.seed, repeat=args.repeat)
+    except (TypeError, ValueError) as exc:
+        parser.error(str(exc))
     print(f"exact 2-D regions on [-1,1]^2, He init (bias std 0.1), seed {args.seed}, best of {args.repeat}")
     print(f"{'widths':>22} {'regions':>9} {'wall s':>8} {'CPU s':>8} {'regions/s':>11}")
-    for row in bench(BENCH_WIDTHS, seed=args.seed, repeat=args.repeat):
+    for row in rows:
         print(f"{str(row['widths']):>22} {row['regions']:>9} {row['seconds']:>8.3f} {row['cpu_seconds']:>8.3f} "
               f"{row['regions_per_s']:>11,.0f}")
 

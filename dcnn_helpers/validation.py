@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
+from pathlib import Path
 from typing import Any, Collection, Sequence, TypeVar
 
-__all__ = ["integer", "real", "choice", "integers", "memory", "MEMORY_LIMIT_BYTES"]
+__all__ = ["integer", "real", "choice", "integers", "path", "memory", "MEMORY_LIMIT_BYTES"]
 
 T = TypeVar("T")
 
@@ -81,6 +83,17 @@ def integers(name: str, values: Any, minimum: int | None = None, min_length: int
     if len(values) < min_length:
         raise ValueError(f"{name} must hold at least {min_length} integer(s), got {len(values)}")
     return tuple(integer(f"{name}[{i}]", v, minimum) for i, v in enumerate(values))
+
+
+def path(name: str, value: Any) -> Path:
+    """``value`` (a ``str`` or path-like, not empty) as a ``Path``; TypeError for anything else."""
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a path (str or pathlib.Path), got {type(value).__name__} {value!r}")
+    if not isinstance(os.fspath(value), str):
+        raise TypeError(f"{name} must be a text path, got {os.fspath(value)!r}")
+    if not os.fspath(value).strip():
+        raise ValueError(f"{name}={str(value)!r} is empty; give a file or folder")
+    return Path(value)
 
 
 def memory(what: str, n_bytes: float, limit: float = MEMORY_LIMIT_BYTES) -> None:

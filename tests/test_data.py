@@ -55,7 +55,7 @@ def test_failed_write_leaves_no_partial_file(tmp_path):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        data._atomic_write(target, explode)
+        data.fileio.atomic_write(target, explode)
     assert list(tmp_path.iterdir()) == []
 
 

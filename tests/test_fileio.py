@@ -89,3 +89,44 @@ def test_check_writable(tmp_path):
     blocker = fileio.write_text(tmp_path / "file", "x")
     with pytest.raises(ValueError, match="cannot create its folder"):
         fileio.check_writable(blocker / "out.json", "--json")
+
+
+def test_a_replaced_file_keeps_its_permissions_and_a_link_its_target(tmp_path):
+    target = fileio.write_text(tmp_path / "notes.txt", "old")
+    target.chmod(0o640)
+    fileio.write_text(target, "new")
+    assert target.stat().st_mode & 0o777 == 0o640
+    link = tmp_path / "link.txt"
+    link.symlink_to(target)
+    fileio.write_text(link, "through the link")
+    assert link.is_symlink() and target.read_text() == "through the link"
+
+
+def test_write_folder_replaces_only_its_own_folders(tmp_path):
+    out = tmp_path / "out"
+    fileio.write_folder(out, lambda folder: (folder / "a.txt").write_text("1"))
+    fileio.write_folder(out, lambda folder: (folder / "b.txt").write_text("2"))
+    assert sorted(p.name for p in out.iterdir()) == [fileio.FOLDER_MARKER, "b.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"], "no temporary folder left"
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("years of work")
+    with pytest.raises(FileExistsError, match="did not write"):
+        fileio.write_folder(mine, lambda folder: None)
+    with pytest.raises(FileExistsError, match="is a file"):
+        fileio.write_folder(mine / "thesis.tex", lambda folder: None)
+    assert (mine / "thesis.tex").read_text() == "years of work"
+
+
+def test_write_folder_keeps_the_old_output_when_building_fails(tmp_path):
+    out = tmp_path / "out"
+    fileio.write_folder(out, lambda folder: (folder / "a.txt").write_text("1"))
+
+    def explode(folder):
+        (folder / "half.txt").write_text("x")
+        raise RuntimeError("render failed")
+
+    with pytest.raises(RuntimeError, match="render failed"):
+        fileio.write_folder(out, explode)
+    assert (out / "a.txt").read_text() == "1" and not (out / "half.txt").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]

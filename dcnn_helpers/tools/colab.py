@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import re
 import sys
 from pathlib import Path
+from typing import Sequence
 
 from .. import config
-from .nbclean import cell_tags
+from .nbclean import cell_tags, check_notebook, error_line, read_notebook, run_batch, write_notebook
 
 __all__ = ["BADGE_TAG", "SETUP_TAG", "BADGE_IMAGE", "GITHUB_URL", "BRANCH", "SETUP_SOURCE", "parse_repository",
            "repository_from_pyproject", "colab_link", "badge_cell", "setup_cell", "unstamp", "stamp",
@@ -102,7 +102,7 @@ def setup_cell(repository: str, branch: str = "main") -> dict:
 
 def unstamp(nb: dict) -> dict:
     """A copy of ``nb`` (parsed JSON) without the badge and set-up cells."""
-    clean = copy.deepcopy(nb)
+    clean = copy.deepcopy(check_notebook(nb))
     clean["cells"] = [c for c in clean["cells"] if not {BADGE_TAG, SETUP_TAG} & set(cell_tags(c))]
     return clean
 
@@ -113,9 +113,10 @@ def stamp(nb: dict, repository: str, notebook: str, branch: str = "main") -> dic
     Cells stamped before are replaced, so stamping is idempotent and follows a change of repository or branch.
     """
     stamped = unstamp(nb)
-    if (stamped["nbformat"], stamped["nbformat_minor"]) < (4, 5):
-        raise ValueError(f"nb must be in nbformat 4.5 or later (cells have ids), got "
-                         f"{stamped['nbformat']}.{stamped['nbformat_minor']}")
+    minor = stamped.get("nbformat_minor")
+    if not isinstance(minor, int) or minor < 5:
+        raise ValueError(f"nb must be in nbformat 4.5 or later (cells have ids), got 4.{minor}; save it again with a "
+                         "recent Jupyter")
     cells = stamped["cells"]
     first_code = next((i for i, c in enumerate(cells) if c["cell_type"] == "code"), len(cells))
     cells.insert(first_code, setup_cell(repository, branch))
@@ -125,6 +126,7 @@ def stamp(nb: dict, repository: str, notebook: str, branch: str = "main") -> dic
 
 def stamped_repository(nb: dict) -> str | None:
     """The repository URL a stamped notebook's set-up cell clones, or None for an unstamped notebook."""
+    check_notebook(nb)
     for cell in nb["cells"]:
         if SETUP_TAG in cell_tags(cell):
             match = re.search(r'"(https://github\.com/[^"]+)"', "".join(cell["source"]))
@@ -132,7 +134,18 @@ def stamped_repository(nb: dict) -> str | None:
     return None
 
 
-def main(argv: list[str] | None = None) -> int:
+def _restamp(path: Path, repository: str | None, branch: str) -> str | None:
+    """Stamp (or, without a repository, unstamp) the notebook at ``path`` in place; what was done, or None."""
+    nb = read_notebook(path)
+    new = unstamp(nb) if repository is None else stamp(nb, repository, path.name, branch)
+    if new == nb:
+        return None
+    write_notebook(path, new)
+    return f"{'unstamped' if repository is None else 'stamped'} {path}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The command line: stamp (or ``--remove``) every notebook named; exit status 1 when any failed."""
     parser = argparse.ArgumentParser(prog="python -m dcnn_helpers.tools.colab", description=__doc__.split("\n")[0])
     parser.add_argument("notebooks", nargs="+", type=Path, help="notebooks to stamp in place")
     parser.add_argument("--repo", help="GitHub URL (default: [project.urls] Repository in pyproject.toml)")
@@ -141,25 +154,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     repository = None
     if not args.remove:
-        repository = args.repo or repository_from_pyproject()
-        if not repository:
-            print("No repository URL: set Repository under [project.urls] in pyproject.toml to the course's GitHub "
-                  "URL (https://github.com/<owner>/<name>), or pass --repo.", file=sys.stderr)
-            return 2
         try:
+            repository = args.repo or repository_from_pyproject()
+            if not repository:
+                raise ValueError("no repository URL: set Repository under [project.urls] in pyproject.toml to the "
+                                 "course's GitHub URL (https://github.com/<owner>/<name>), or pass --repo")
             _owner_name(repository, args.branch)
-        except ValueError as error:
-            print(error, file=sys.stderr)
+        except (OSError, ValueError) as error:  # pyproject.toml unreadable or malformed (tomllib's errors are ValueErrors)
+            print(f"{parser.prog}: error: {error_line(error)}", file=sys.stderr)
             return 2
-    for path in args.notebooks:
-        nb = json.loads(path.read_text(encoding="utf-8"))
-        new = unstamp(nb) if args.remove else stamp(nb, repository, path.name, args.branch)
-        if new != nb:
-            path.write_text(json.dumps(new, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-            print(f"{'unstamped' if args.remove else 'stamped'} {path}")
-    if not args.remove:
+    status = run_batch(parser.prog, args.notebooks, lambda path: _restamp(path, repository, args.branch))
+    if not args.remove and status == 0:
         print("Now re-execute the notebooks (make course) so the new cells have their place in the run order.")
-    return 0
+    return status
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from typing import Any, Sequence
 
 import torch
 
-from .. import bench, config, data, fileio
+from .. import bench, config, data, fileio, validation
 
 __all__ = ["notebook_paths", "execute_notebook", "run_tasks", "format_rows", "main"]
 
@@ -125,7 +125,8 @@ def _check_tasks(tasks: Sequence[str]) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     """The command line (see the module docstring); returns 0 when every task succeeded, 1 otherwise."""
     parser = argparse.ArgumentParser(prog="python -m dcnn_helpers.tools.gpucheck", description=__doc__.split("\n")[0])
-    parser.add_argument("--out", required=True, help="folder for the results (created; existing files are replaced)")
+    parser.add_argument("--out", required=True,
+                        help="folder for the results: new, empty, or the --out of an earlier check (its files are replaced)")
     parser.add_argument("--tasks", nargs="+", default=None,
                         help="speedrun and/or notebook numbers, in the order to run (default: speedrun, then all)")
     parser.add_argument("--seeds", type=int, default=5, help="runs of each recipe in the speed run")
@@ -138,8 +139,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         tasks = _check_tasks(args.tasks or ["speedrun", *notebook_paths()])
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
+        validation.integer("--seeds", args.seeds, 1)
+        validation.real("--cell-timeout", args.cell_timeout, 0, low_open=True)
+        out = fileio.check_folder(args.out)  # new, empty, or written by an earlier check: never the user's files
+        fileio.write_text(out / fileio.FOLDER_MARKER, fileio.MARKER_TEXT)
         fileio.check_writable(out / "summary.json", "--out")
         if args.archive is not None:
             fileio.check_writable(args.archive, "--archive")

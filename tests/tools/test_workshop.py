@@ -34,10 +34,32 @@ def test_student_copy_replaces_every_solution(path):
 
 
 def test_student_copies_are_written_fresh(tmp_path):
-    (tmp_path / "stale.ipynb").write_text("{}")
-    written = workshop.write_student_copies(tmp_path)
+    out = tmp_path / "student"
+    workshop.write_student_copies(out)
+    (out / "stale.ipynb").write_text("{}")
+    written = workshop.write_student_copies(out)
     assert [p.name for p in written] == [p.name for p in NOTEBOOKS]
-    assert not (tmp_path / "stale.ipynb").exists() and "Generated" in (tmp_path / "README.md").read_text()
+    assert not (out / "stale.ipynb").exists() and "Generated" in (out / "README.md").read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["student"], "no temporary folder left beside it"
+
+
+def test_a_folder_the_command_did_not_write_is_never_replaced(tmp_path):
+    (tmp_path / "thesis.tex").write_text("years of work")
+    with pytest.raises(FileExistsError, match="did not write"):
+        workshop.write_student_copies(tmp_path)
+    with pytest.raises(FileExistsError, match="did not write"):
+        workshop.build_site(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["thesis.tex"]
+    for inside in (workshop.NOTEBOOK_DIR, workshop.NOTEBOOK_DIR / "student", config.REPO_ROOT, config.REPO_ROOT.parent):
+        with pytest.raises(ValueError, match="notebooks' folder"):
+            workshop.write_student_copies(inside)
+
+
+def test_student_folders_of_earlier_versions_are_recognised(tmp_path):
+    (tmp_path / "README.md").write_text(workshop.GENERATED_NOTE)
+    (tmp_path / "00_old.ipynb").write_text("{}")
+    workshop.write_student_copies(tmp_path)
+    assert not (tmp_path / "00_old.ipynb").exists()
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
