@@ -515,6 +515,28 @@ def _non_empty(name: str, values) -> list:
     return list(values)
 
 
+def _recovery_data(d: int, ks: tuple[int, ...], seeds: int, n_values: np.ndarray, n_test: int,
+                   dev: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
+    """Inputs, targets and sample weights of :func:`recovery_experiment`, one row per student (k, seed, n)."""
+    n_max = int(n_values.max())
+    # One target, one nested pool of training inputs and one test set per (k, seed); one student per (k, seed, n).
+    x_train, y_train, x_test, y_test, weights = [], [], [], [], []
+    for i, k in enumerate(ks):
+        for seed in range(seeds):
+            gen = torch.Generator().manual_seed(1000 * seed + k)
+            target = two_layer_target(d, k, seed=1000 * seed + k)
+            pool = torch.randn(n_max, d, dtype=DTYPE, generator=gen)
+            test = torch.randn(n_test, d, dtype=DTYPE, generator=gen)
+            with torch.no_grad():
+                for n in n_values[i]:
+                    x_train.append(pool), y_train.append(target(pool)[:, 0])
+                    x_test.append(test), y_test.append(target(test)[:, 0])
+                    weights.append((torch.arange(n_max) < n).to(DTYPE) / n)  # mean over the first n samples
+    return tuple(
+        torch.stack(t).to(device=dev, dtype=dtype) for t in (x_train, y_train, x_test, y_test, weights)
+    )
+
+
 def recovery_experiment(d: int, m: int, ks: Sequence[int], n_ratios: Sequence[float], seeds: int = 3,
                         steps: int = 6000, lr: float = 0.2, momentum: float = 0.9, init_scale: float = 1e-3,
                         n_test: int = 1000, dropout: float = 0.0, dropout_steps: int | None = None,
@@ -553,24 +575,8 @@ def recovery_experiment(d: int, m: int, ks: Sequence[int], n_ratios: Sequence[fl
     dropout_steps = validation.integer("dropout_steps", steps if dropout_steps is None else dropout_steps, 0, steps)
     dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     n_values = np.array([[max(1, round(r * optimistic_sample_size((d, k, 1)))) for r in n_ratios] for k in ks])
-    n_max = int(n_values.max())
 
-    # One target, one nested pool of training inputs and one test set per (k, seed); one student per (k, seed, n).
-    x_train, y_train, x_test, y_test, weights = [], [], [], [], []
-    for i, k in enumerate(ks):
-        for seed in range(seeds):
-            gen = torch.Generator().manual_seed(1000 * seed + k)
-            target = two_layer_target(d, k, seed=1000 * seed + k)
-            pool = torch.randn(n_max, d, dtype=DTYPE, generator=gen)
-            test = torch.randn(n_test, d, dtype=DTYPE, generator=gen)
-            with torch.no_grad():
-                for n in n_values[i]:
-                    x_train.append(pool), y_train.append(target(pool)[:, 0])
-                    x_test.append(test), y_test.append(target(test)[:, 0])
-                    weights.append((torch.arange(n_max) < n).to(DTYPE) / n)  # mean over the first n samples
-    x_train, y_train, x_test, y_test, weights = (
-        torch.stack(t).to(device=dev, dtype=dtype) for t in (x_train, y_train, x_test, y_test, weights)
-    )
+    x_train, y_train, x_test, y_test, weights = _recovery_data(d, ks, seeds, n_values, n_test, dev, dtype)
     runs = len(weights)
     gen = torch.Generator().manual_seed(12345)
     w = (torch.randn(runs, m, d, dtype=DTYPE, generator=gen) * init_scale).to(dev, dtype).requires_grad_(True)

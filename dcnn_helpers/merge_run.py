@@ -29,7 +29,7 @@ from torch import nn
 from dcnn_helpers import validation
 
 __all__ = ["STAGE_WIDTHS", "STEM_WIDTH", "KINDS", "MERGES", "LAYERS_PER_BRANCH", "Edge", "Branch", "projection",
-           "ResidualBlock", "InceptionBlock", "MergeRunBlock", "CifarNet", "blocks_per_stage", "resnet",
+           "ResidualBlock", "InceptionBlock", "MergeRunBlock", "WideBlock", "as_wide_block", "CifarNet", "blocks_per_stage", "resnet",
            "inception_like", "dmrnet", "count_parameters", "matched_depths", "BUILDERS", "merge_matrix", "BranchMap",
            "linear_run", "unrolled_run", "block_edges", "unit_edges", "network_edges", "enumerate_path_lengths",
            "path_length_counts", "average_path_length", "block_gradient_norms", "draw_blocks"]
