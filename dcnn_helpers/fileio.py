@@ -96,10 +96,24 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], Any]) -> P
         os.replace(tmp, target)
     except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError) and exc.errno is not None:  # a full disk, a file-size limit: say which file
-            raise OSError(exc.errno, f"cannot write {path}: {exc.strerror or exc} ({path.name} left as it was)") from exc
+        cause = _os_error(exc)
+        if cause is not None:  # a full disk, a file-size limit: say which file
+            raise OSError(cause.errno, f"cannot write {path}: {cause.strerror or cause} ({path.name} left as it was)"
+                          ) from exc
         raise
     return path
+
+
+def _os_error(exc: BaseException) -> OSError | None:
+    """The OSError with an errno that ``exc`` is or was raised while handling (torch.save turns a full disk into a
+    RuntimeError about its zip container); None for anything else, and for a Ctrl-C."""
+    seen = set()
+    while isinstance(exc, Exception) and id(exc) not in seen:
+        if isinstance(exc, OSError) and exc.errno is not None:
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:

@@ -53,6 +53,9 @@ class FastNet(nn.Module):
     def __init__(self, num_classes: int = 10, widen: int = 1) -> None:
         super().__init__()
         widths = tuple(w * validation.integer("widen", widen, 1) for w in (64, 256, 256))
+        num_classes = validation.integer("num_classes", num_classes, 1)
+        weights = sum(9 * a * b + 9 * b * b for a, b in zip((24, *widths[:2]), widths)) + widths[2] * num_classes
+        validation.memory(f"FastNet(widen={widen}, num_classes={num_classes})", 4 * weights)
         self.whiten = nn.Conv2d(3, 24, kernel_size=2, bias=True)  # 12 eigen-directions of 2x2x3 patches, +/- each
         self.whiten.weight.requires_grad_(False)  # set from the data, then frozen
         nn.init.zeros_(self.whiten.bias)
@@ -63,7 +66,7 @@ class FastNet(nn.Module):
             ConvGroup(widths[1], widths[2]),  # -> 3x3
             nn.AdaptiveMaxPool2d(1),
             nn.Flatten(),
-            nn.Linear(widths[2], validation.integer("num_classes", num_classes, 1), bias=False),
+            nn.Linear(widths[2], num_classes, bias=False),
         )
         self.logit_scale = 1 / 9
 

@@ -1,7 +1,7 @@
 """Parameters linear prediction (PLP, Ying et al. 2023) as a drop-in ``torch.optim.Optimizer`` wrapper.
 
 Introduced in notebook 05 (parameters linear prediction); the course trainer (:mod:`dcnn_helpers.train`) wraps
-SGD in it when asked. A leaf of the course: it imports nothing from the package.
+SGD in it when asked. A leaf of the course: it imports only the ground floor (argument checks).
 
 The rule: run a base optimiser (SGD, with or without momentum, or any other) as usual and group its steps into
 cycles. With :math:`\\theta_1, \\theta_2, \\theta_3` the parameters after the last three base steps of a cycle,
@@ -31,6 +31,8 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 import torch
+
+from . import validation
 
 __all__ = [
     "PLP",
@@ -319,12 +321,13 @@ def trajectory(
     ``(repeats, 2)`` tensor: every update is elementwise, so the rows do not interact. Computed in float64.
     ``plp`` is ``None`` (plain SGD) or keyword arguments of :class:`PLP`. Introduced in notebook 05.
     """
-    if not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps={steps!r} must be a positive integer")
-    if not isinstance(repeats, int) or repeats < 1:
-        raise ValueError(f"repeats={repeats!r} must be a positive integer")
-    if grad_noise < 0:
-        raise ValueError(f"grad_noise={grad_noise!r} must be >= 0")
+    steps, repeats = validation.integer("steps", steps, 1), validation.integer("repeats", repeats, 1)
+    lr, grad_noise = validation.real("lr", lr, 0.0, low_open=True), validation.real("grad_noise", grad_noise, 0.0)
+    momentum = validation.real("momentum", momentum, 0.0, 1.0, high_open=True)
+    seed = validation.integer("seed", seed, 0)
+    if isinstance(start, (str, bytes)) or not isinstance(start, Sequence) or len(start) != 2:
+        raise ValueError(f"start must be a point (x, y), got {start!r}")
+    start = tuple(validation.real(f"start[{i}]", v) for i, v in enumerate(start))
     xy = torch.tensor([start] * repeats, dtype=torch.float64, requires_grad=True)
     base = torch.optim.SGD([xy], lr=lr, momentum=momentum)
     opt = PLP(base, **plp) if plp is not None else base
@@ -388,12 +391,10 @@ def update_cosines(
     spanning ``every`` steps (see :class:`UpdateCosines`). Only three flattened parameter vectors are kept,
     whatever the number of steps. The model is put in training mode. Introduced in notebook 05.
     """
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr < math.inf:
-        raise ValueError(f"lr={lr!r} must be a positive number")
-    if not 0 <= momentum < 1:
-        raise ValueError(f"momentum={momentum!r} must be in [0, 1)")
-    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-        raise ValueError(f"every={every!r} must be a positive integer")
+    lr = validation.real("lr", lr, 0.0, low_open=True)
+    momentum = validation.real("momentum", momentum, 0.0, 1.0, high_open=True)
+    weight_decay = validation.real("weight_decay", weight_decay, 0.0)
+    every = validation.integer("every", every, 1)
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("model has no trainable parameters")
@@ -431,6 +432,11 @@ def surface_grid(
 
     Introduced in notebook 05.
     """
+    if isinstance(box, (str, bytes)) or not isinstance(box, Sequence) or len(box) != 4:
+        raise ValueError(f"box must be 4 numbers (xmin, xmax, ymin, ymax), got {box!r}")
+    box = tuple(validation.real(f"box[{i}]", v) for i, v in enumerate(box))
+    points = validation.integer("points", points, 2)
+    validation.memory(f"surface_grid(points={points})", 5 * 8 * points**2)  # X, Y, the stacked grid, Z
     xs = torch.linspace(box[0], box[1], points, dtype=torch.float64)
     ys = torch.linspace(box[2], box[3], points, dtype=torch.float64)
     grid_x, grid_y = torch.meshgrid(xs, ys, indexing="xy")

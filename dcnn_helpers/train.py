@@ -304,7 +304,7 @@ def schedule_factor(step: int, total_steps: int, schedule: str = "linear", warmu
     (airbench94): piecewise linear through 0.2 at step 0, 1 at ``int(warmup * total_steps)`` and 0.07 at
     ``total_steps``.
     """
-    if schedule == "triangle":
+    if validation.choice("schedule", schedule, SCHEDULES) == "triangle":
         peak = int(warmup * total_steps)
         if step < peak:
             return 0.2 + 0.8 * step / peak

@@ -37,12 +37,13 @@ def cell_tags(cell: dict) -> list[str]:
 
 
 def _well_formed(cells: object) -> bool:
-    """Cells as the tools read them: dicts with a cell type, dict metadata and a list of dict outputs."""
+    """Cells as the tools read them: dicts with a cell type, dict metadata and a list of dict outputs (dict data)."""
     def cell_ok(cell: object) -> bool:
         outputs = cell.get("outputs", []) if isinstance(cell, dict) else None
         return (isinstance(cell, dict) and isinstance(cell.get("cell_type"), str)
                 and isinstance(cell.get("metadata", {}), dict)
-                and isinstance(outputs, list) and all(isinstance(out, dict) for out in outputs))
+                and isinstance(outputs, list)
+                and all(isinstance(out, dict) and isinstance(out.get("data", {}), dict) for out in outputs))
 
     return isinstance(cells, list) and all(cell_ok(cell) for cell in cells)
 
@@ -57,6 +58,8 @@ def check_notebook(nb: object, name: str = "nb") -> dict:
     if version != 4:
         raise ValueError(f"{name}: an nbformat {version} notebook; these tools read nbformat 4 (convert it with "
                          f"`jupyter nbconvert --to notebook --nbformat 4 NOTEBOOK`)")
+    if not isinstance(nb.get("metadata", {}), dict):
+        raise ValueError(f"{name}: not a Jupyter notebook (its metadata is not an object)")
     if not _well_formed(nb.get("cells")):
         raise ValueError(f"{name}: not a Jupyter notebook (its cells are missing or malformed)")
     return nb
