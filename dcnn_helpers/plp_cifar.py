@@ -7,15 +7,16 @@ Introduced in notebook 05 (parameters linear prediction). Every run goes through
 from __future__ import annotations
 
 import re
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
+import torch
 from torch import nn
 
 from . import config, data, train, validation
 
-__all__ = ["tiny_cnn", "cifar_model", "run_grid", "paired_difference"]
+__all__ = ["tiny_cnn", "cifar_model", "trainer_batches", "run_grid", "paired_difference"]
 
 
 def tiny_cnn(width: int = 16, num_classes: int = 10) -> nn.Sequential:
@@ -38,6 +39,23 @@ def cifar_model(name: str, num_classes: int = 10) -> nn.Sequential:
     if match is None:
         raise ValueError(f"model={name!r} is not a notebook-05 model; use 'tiny-W' with W a positive integer")
     return tiny_cnn(int(match[1]), num_classes)
+
+
+def trainer_batches(split: train.DeviceData, steps: int, batch_size: int,
+                    seed: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """The first ``steps`` augmented batches ``(images, labels)`` that :func:`dcnn_helpers.train.fit` would draw
+    from ``split`` (random crops and flips, a new order each epoch, all from one generator seeded with ``seed``).
+
+    Introduced in notebook 05, which measures how straight the training path is on them.
+    """
+    steps, batch_size = validation.integer("steps", steps, 1), validation.integer("batch_size", batch_size, 1)
+    gen = torch.Generator().manual_seed(validation.integer("seed", seed, 0))
+    per_epoch = train.steps_per_epoch(len(split), batch_size)
+    for k in range(steps):
+        if k % per_epoch == 0:
+            plan = train.epoch_plan(len(split), gen, epoch=k // per_epoch).to(split.images.device)
+        index, shifts, flips = train.step_batch(plan, k % per_epoch, batch_size)
+        yield train.augment_batch(split.normalised(index), shifts, flips), split.labels[index]
 
 
 def run_grid(

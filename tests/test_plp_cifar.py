@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import torch
 
-from dcnn_helpers import data, plp_cifar
+from dcnn_helpers import data, plp_cifar, train
 
 
 def test_tiny_cnn_parameter_count_and_model_names():
@@ -35,3 +35,14 @@ def test_run_grid_on_the_committed_sample():
     assert runs["curve"].map(len).tolist() == [1, 1]
     # same seed, same data order: the runs agree until the first prediction and then differ
     assert runs["train_loss"].iloc[0] != runs["train_loss"].iloc[1]
+
+
+def test_trainer_batches_are_the_augmented_batches_of_an_epoch_plan():
+    split, _ = train.to_device(data.course_cifar10(20, 4, "sample"), torch.device("cpu"))
+    batches = list(plp_cifar.trainer_batches(split, steps=5, batch_size=8))
+    assert [len(y) for _, y in batches] == [8, 8, 8, 8, 8]  # 2 full steps per epoch of 20, then a new epoch
+    assert all(x.shape == (8, 3, 32, 32) and x.dtype == torch.float32 for x, _ in batches)
+    again = list(plp_cifar.trainer_batches(split, steps=5, batch_size=8))
+    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(batches, again))
+    with pytest.raises(ValueError, match="steps"):
+        next(plp_cifar.trainer_batches(split, steps=0, batch_size=8))
