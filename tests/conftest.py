@@ -22,3 +22,15 @@ def make_fake_cache(tmp_path_factory):
         return data.write_cache(folder, _fake_split(n_train, seed=0), _fake_split(n_test, seed=1), classes)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def fake_cache(make_fake_cache):
+    """One shared cache of 64 training and 24 test images, for the trainer's and the bench's tests."""
+    return make_fake_cache(64, 24)
+
+
+@pytest.fixture(scope="session")
+def fake_ds(fake_cache):
+    """``fake_cache`` loaded as :class:`dcnn_helpers.data.ImageData`."""
+    return data.load_cifar(fake_cache)

@@ -9,22 +9,12 @@ import textwrap
 import pytest
 import torch
 
-from dcnn_helpers import bench, checkpoint, config, data, train
+from dcnn_helpers import bench, checkpoint, config, train
 
 
-@pytest.fixture(scope="module")
-def cache(make_fake_cache):
-    return make_fake_cache(64, 24)
-
-
-@pytest.fixture(scope="module")
-def ds(cache):
-    return data.load_cifar(cache)
-
-
-def test_train_command_writes_the_json(cache, tmp_path, capsys):
+def test_train_command_writes_the_json(fake_cache, tmp_path, capsys):
     out = tmp_path / "run.json"
-    argv = ["train", "--data", str(cache.parent), "--model", "resnet-8", "--epochs", "2", "--batch-size", "32",
+    argv = ["train", "--data", str(fake_cache.parent), "--model", "resnet-8", "--epochs", "2", "--batch-size", "32",
             "--device", "cpu", "--target-acc", "0.01", "--json", str(out), "--quiet", "--label-smoothing", "0.1",
             "--no-eval-every-epoch", "--plp", "none"]
     assert bench.main(argv) == 0
@@ -38,9 +28,9 @@ def test_train_command_writes_the_json(cache, tmp_path, capsys):
     assert "resnet-8: test accuracy" in printed and "warm-up (not counted)" in printed
 
 
-def test_train_command_with_the_fast_recipe(cache, tmp_path):
+def test_train_command_with_the_fast_recipe(fake_cache, tmp_path):
     out = tmp_path / "fast.json"
-    assert bench.main(["train", "--data", str(cache), "--recipe", "fast", "--epochs", "1.5", "--device", "cpu",
+    assert bench.main(["train", "--data", str(fake_cache), "--recipe", "fast", "--epochs", "1.5", "--device", "cpu",
                        "--quiet", "--json", str(out)]) == 0
     saved = json.loads(out.read_text())["config"]
     assert saved == bench.fast_config(epochs=1.5).to_dict()
@@ -67,9 +57,9 @@ def test_module_runs_as_a_command():
         (["--model", "fast", "--epochs", "1", "--json", "/"], "--json path / is a folder"),
     ],
 )
-def test_bad_arguments_exit_with_one_line(cache, capsys, extra, message):
+def test_bad_arguments_exit_with_one_line(fake_cache, capsys, extra, message):
     with pytest.raises(SystemExit) as exit_info:
-        bench.main(["train", "--data", str(cache), "--device", "cpu", *extra])
+        bench.main(["train", "--data", str(fake_cache), "--device", "cpu", *extra])
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and message in err
     assert len(err.strip().splitlines()) <= 2  # usage line + one error line
@@ -81,9 +71,9 @@ def test_missing_data_says_which_files(tmp_path, capsys):
     assert "missing data_batch_1.npz" in capsys.readouterr().err
 
 
-def test_resume_of_another_model_is_one_line(cache, tmp_path, capsys):
+def test_resume_of_another_model_is_one_line(fake_cache, tmp_path, capsys):
     path = str(tmp_path / "run.pt")
-    common = ["train", "--data", str(cache), "--epochs", "1", "--batch-size", "32", "--device", "cpu", "--quiet",
+    common = ["train", "--data", str(fake_cache), "--epochs", "1", "--batch-size", "32", "--device", "cpu", "--quiet",
               "--checkpoint", path]
     assert bench.main([*common, "--model", "resnet-8"]) == 0
     with pytest.raises(SystemExit):
@@ -103,10 +93,10 @@ def test_fast_config_follows_airbench94():
     assert bench.fast_config(ema=False).ema is False
 
 
-def test_ablation_removes_each_technique_and_reuses_models_for_tta(ds):
+def test_ablation_removes_each_technique_and_reuses_models_for_tta(fake_ds):
     rows = {"full recipe": {}, "no TTA": {"tta": "none"}, "no look-ahead": {"ema": False}}
     base = bench.fast_config(epochs=1, batch_size=32)
-    records = bench.ablation(ds, [0, 1], "cpu", rows=rows, base=base, progress=False)
+    records = bench.ablation(fake_ds, [0, 1], "cpu", rows=rows, base=base, progress=False)
     assert [r["technique"] for r in records] == ["full recipe"] * 2 + ["no TTA"] * 2 + ["no look-ahead"] * 2
     full, no_tta = records[:2], records[2:4]
     assert [r["seconds"] for r in no_tta] == [r["seconds"] for r in full]  # the same trained models
@@ -114,7 +104,7 @@ def test_ablation_removes_each_technique_and_reuses_models_for_tta(ds):
     assert [s["technique"] for s in summary] == list(rows) and all(s["runs"] == 2 for s in summary)
     assert "full recipe" in bench.format_summary(summary, "technique")
     with pytest.raises(ValueError, match="first row"):
-        bench.ablation(ds, [0], "cpu", rows={"no TTA": {"tta": "none"}}, base=base, progress=False)
+        bench.ablation(fake_ds, [0], "cpu", rows={"no TTA": {"tta": "none"}}, base=base, progress=False)
 
 
 FAKE_AIRBENCH = textwrap.dedent("""
@@ -133,14 +123,14 @@ FAKE_AIRBENCH = textwrap.dedent("""
 """)
 
 
-def test_speedrun_against_a_stand_in_for_airbench(ds, tmp_path, monkeypatch, capsys):
+def test_speedrun_against_a_stand_in_for_airbench(fake_ds, tmp_path, monkeypatch, capsys):
     (tmp_path / "fakebench.py").write_text(FAKE_AIRBENCH)
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(bench, "fast_config", lambda **kw: dataclasses.replace(
         train.TrainConfig(model="fast", epochs=1, batch_size=32, tta="flip-translate"), **kw))
     real = bench.airbench_runs
-    monkeypatch.setattr(bench, "airbench_runs", lambda ds, seeds: real(ds, seeds, module="fakebench"))
-    result = bench.speedrun(ds, [0, 1], "cpu", against_airbench=True, progress=False)
+    monkeypatch.setattr(bench, "airbench_runs", lambda fake_ds, seeds: real(fake_ds, seeds, module="fakebench"))
+    result = bench.speedrun(fake_ds, [0, 1], "cpu", against_airbench=True, progress=False)
     methods = [r["method"] for r in result["runs"]]
     assert methods[:2] == ["fast (this course)"] * 2 and len(methods) == 4
     airbench = [r for r in result["runs"] if r["method"] != "fast (this course)"]
@@ -150,9 +140,9 @@ def test_speedrun_against_a_stand_in_for_airbench(ds, tmp_path, monkeypatch, cap
     json.dumps(result)  # JSON-ready
 
 
-def test_missing_airbench_is_a_clear_error(ds):
+def test_missing_airbench_is_a_clear_error(fake_ds):
     with pytest.raises(RuntimeError, match="pip install airbench==0.1.8"):
-        bench.airbench_runs(ds, [0], module="no_such_airbench_module")
+        bench.airbench_runs(fake_ds, [0], module="no_such_airbench_module")
 
 
 def test_image_grid_places_images_row_by_row():

@@ -7,17 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from dcnn_helpers import checkpoint, config, data, models, plp, train
-
-
-@pytest.fixture(scope="module")
-def cache(make_fake_cache):
-    return make_fake_cache(64, 24)
-
-
-@pytest.fixture(scope="module")
-def ds(cache):
-    return data.load_cifar(cache)
+from dcnn_helpers import checkpoint, config, models, plp, train
 
 
 def tiny_net():
@@ -75,22 +65,22 @@ def test_config_is_frozen_and_round_trips_through_a_dict():
         (dict(resume=True), ValueError, "resume=True needs a checkpoint_path"),
     ],
 )
-def test_fit_rejects_bad_arguments(ds, kwargs, error, message):
+def test_fit_rejects_bad_arguments(fake_ds, kwargs, error, message):
     with pytest.raises(error, match=message):
-        train.fit(tiny_net(), ds, CFG, **RUN, **kwargs)
+        train.fit(tiny_net(), fake_ds, CFG, **RUN, **kwargs)
 
 
-def test_fit_checks_types_and_the_checkpoint_path_before_any_work(ds, tmp_path):
+def test_fit_checks_types_and_the_checkpoint_path_before_any_work(fake_ds, tmp_path):
     with pytest.raises(TypeError, match="model must be a torch.nn.Module"):
-        train.fit("resnet-8", ds, CFG, **RUN)
+        train.fit("resnet-8", fake_ds, CFG, **RUN)
     with pytest.raises(TypeError, match="cfg must be a dcnn_helpers.train.TrainConfig"):
-        train.fit(tiny_net(), ds, {"epochs": 1}, **RUN)
+        train.fit(tiny_net(), fake_ds, {"epochs": 1}, **RUN)
     with pytest.raises(ValueError, match="is a folder"):
-        train.fit(tiny_net(), ds, CFG, checkpoint_path=tmp_path, **RUN)
+        train.fit(tiny_net(), fake_ds, CFG, checkpoint_path=tmp_path, **RUN)
 
 
-def test_history_times_and_result(ds):
-    result = train.fit(tiny_net(), ds, CFG, target_acc=0.01, **RUN)
+def test_history_times_and_result(fake_ds):
+    result = train.fit(tiny_net(), fake_ds, CFG, target_acc=0.01, **RUN)
     assert [h["epoch"] for h in result.history] == [1, 2, 3] and result.epochs == 3
     assert all(h["test_acc"] is not None for h in result.history)
     assert result.test_acc == result.history[-1]["test_acc"]
@@ -100,20 +90,20 @@ def test_history_times_and_result(ds):
     assert result.to_dict()["total_seconds"] == result.total_seconds
 
 
-def test_fractional_epochs_stop_inside_the_last_epoch(ds, monkeypatch):
+def test_fractional_epochs_stop_inside_the_last_epoch(fake_ds, monkeypatch):
     steps = []
     real = train.step_batch
     monkeypatch.setattr(train, "step_batch", lambda *a: steps.append(1) or real(*a))
-    result = train.fit(tiny_net(), ds, dataclasses.replace(CFG, epochs=1.5, eval_every_epoch=False), **RUN)
+    result = train.fit(tiny_net(), fake_ds, dataclasses.replace(CFG, epochs=1.5, eval_every_epoch=False), **RUN)
     assert len(steps) == 6 and result.epochs == 1.5  # 4 + 2 steps
     assert [h["test_acc"] is None for h in result.history] == [True, False]  # only the final evaluation
 
 
-def test_resume_after_ctrl_c_is_bit_identical(ds, tmp_path, monkeypatch):
+def test_resume_after_ctrl_c_is_bit_identical(fake_ds, tmp_path, monkeypatch):
     """Interrupt in the middle of epoch 3 (PLP mid-cycle, look-ahead on), resume, end where a clean run ends."""
     cfg = dataclasses.replace(CFG, epochs=4, plp=1.0, label_smoothing=0.1, ema=True, flip="alternate")
     clean_model = tiny_net()
-    clean = train.fit(clean_model, ds, cfg, checkpoint_path=tmp_path / "clean.pt", **RUN)
+    clean = train.fit(clean_model, fake_ds, cfg, checkpoint_path=tmp_path / "clean.pt", **RUN)
 
     calls, real_step_batch = [], train.step_batch
 
@@ -126,7 +116,7 @@ def test_resume_after_ctrl_c_is_bit_identical(ds, tmp_path, monkeypatch):
     path = tmp_path / "run.pt"
     monkeypatch.setattr(train, "step_batch", ctrl_c_in_epoch_3)
     with pytest.raises(KeyboardInterrupt):
-        train.fit(tiny_net(), ds, cfg, checkpoint_path=path, **RUN)
+        train.fit(tiny_net(), fake_ds, cfg, checkpoint_path=path, **RUN)
     monkeypatch.setattr(train, "step_batch", real_step_batch)
     saved = checkpoint.load(path)
     assert saved["epoch"] == 2 and saved["step"] == 8 and saved["optimizer"]["step_in_cycle"] == 8 % 3
@@ -134,7 +124,7 @@ def test_resume_after_ctrl_c_is_bit_identical(ds, tmp_path, monkeypatch):
     assert not list(tmp_path.glob(".*.part")), "no temporary file is left behind"
 
     resumed_model = tiny_net()
-    resumed = train.fit(resumed_model, ds, cfg, checkpoint_path=path, resume=True, **RUN)
+    resumed = train.fit(resumed_model, fake_ds, cfg, checkpoint_path=path, resume=True, **RUN)
     assert [h["test_acc"] for h in resumed.history] == [h["test_acc"] for h in clean.history]
     assert [h["train_loss"] for h in resumed.history] == [h["train_loss"] for h in clean.history]
     for (name, a), b in zip(clean_model.state_dict().items(), resumed_model.state_dict().values()):
@@ -148,15 +138,16 @@ def test_resume_after_ctrl_c_is_bit_identical(ds, tmp_path, monkeypatch):
         (dict(model="other"), "belongs to model 'tiny', not 'other'"),
     ],
 )
-def test_resume_refuses_another_model_or_other_settings_in_one_line(ds, tmp_path, change, message):
+def test_resume_refuses_another_model_or_other_settings_in_one_line(fake_ds, tmp_path, change, message):
     path = tmp_path / "run.pt"
     one_epoch = dataclasses.replace(CFG, epochs=1)
-    train.fit(tiny_net(), ds, one_epoch, checkpoint_path=path, **RUN)
+    train.fit(tiny_net(), fake_ds, one_epoch, checkpoint_path=path, **RUN)
     with pytest.raises(checkpoint.CheckpointError, match=message):
-        train.fit(tiny_net(), ds, dataclasses.replace(one_epoch, **change), checkpoint_path=path, resume=True, **RUN)
+        train.fit(tiny_net(), fake_ds, dataclasses.replace(one_epoch, **change), checkpoint_path=path, resume=True,
+                  **RUN)
 
 
-def test_plp_runs_through_the_trainer(ds, monkeypatch):
+def test_plp_runs_through_the_trainer(fake_ds, monkeypatch):
     predictions, real_predict = [], plp.PLP._predict
 
     def counting_predict(self):
@@ -165,9 +156,9 @@ def test_plp_runs_through_the_trainer(ds, monkeypatch):
 
     monkeypatch.setattr(plp.PLP, "_predict", counting_predict)
     plain_model, plp_model = tiny_net(), tiny_net()
-    train.fit(plain_model, ds, CFG, **RUN)
+    train.fit(plain_model, fake_ds, CFG, **RUN)
     assert predictions == []
-    train.fit(plp_model, ds, dataclasses.replace(CFG, plp=1.0), **RUN)
+    train.fit(plp_model, fake_ds, dataclasses.replace(CFG, plp=1.0), **RUN)
     assert len(predictions) == 12 // 3  # 12 steps, one prediction per cycle of 3
     assert not torch.equal(plain_model[-1].weight, plp_model[-1].weight)
 
@@ -259,7 +250,7 @@ def test_flops_of_a_linear_model():
     assert train.train_flops_per_image(model, torch.device("cpu")) == 3 * 2 * 3072 * 10
 
 
-def test_whitening_bias_learns_only_in_the_first_epochs(ds):
+def test_whitening_bias_learns_only_in_the_first_epochs(fake_ds):
     config.seed_everything(0)
     net = models.build_model("fast")
     cfg = dataclasses.replace(CFG, model="fast", epochs=2, whiten_bias_epochs=1, freeze_bn_scales=True)
@@ -274,14 +265,14 @@ def test_whitening_bias_learns_only_in_the_first_epochs(ds):
     import unittest.mock
 
     with unittest.mock.patch.object(train, "train_one_epoch", record):
-        train.fit(net, ds, cfg, **RUN)
+        train.fit(net, fake_ds, cfg, **RUN)
     assert not torch.equal(snapshots[0], torch.zeros_like(snapshots[0]))  # learnt in epoch 1
     assert torch.equal(snapshots[0], snapshots[1])  # frozen in epoch 2
 
 
-def test_warm_up_leaves_weights_statistics_and_random_state_unchanged(ds):
+def test_warm_up_leaves_weights_statistics_and_random_state_unchanged(fake_ds):
     net = tiny_net()
-    run = train._start(net, ds, CFG, torch.device("cpu"), compile=False, sync_bn=False, progress=False)
+    run = train._start(net, fake_ds, CFG, torch.device("cpu"), compile=False, sync_bn=False, progress=False)
     before = {k: v.clone() for k, v in net.state_dict().items()}
     rng = torch.get_rng_state()
     assert train._warm_up(run) > 0
