@@ -9,7 +9,7 @@ import textwrap
 import pytest
 import torch
 
-from dcnn_helpers import bench, checkpoint, config, train
+from dcnn_helpers import bench, config, train
 
 
 def test_train_command_writes_the_json(fake_cache, tmp_path, capsys):
